@@ -1,0 +1,172 @@
+#include "spiffe/csr.h"
+
+#include <chrono>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "spiffe/x509_svid.h"
+#include "spiffe/x509_test_util.h"
+#include "spiffe/x509_verify.h"
+
+namespace tessera::spiffe {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::Id;
+using ::testing::IsEmpty;
+using ::testing::StartsWith;
+using testing::TestNow;
+
+class CsrKeyTypeTest : public ::testing::TestWithParam<KeyType> {};
+
+TEST_P(CsrKeyTypeTest, RoundTripCarriesUriSanAndKey) {
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(GetParam()));
+  ASSERT_OK_AND_ASSIGN(std::string der, CreateCsr(key, Id("spiffe://example.org/ns/web"),
+                                                  {"web.example.org", "web"}));
+  ASSERT_OK_AND_ASSIGN(ParsedCsr csr, ParseCsr(der));
+  EXPECT_THAT(csr.uri_sans, ElementsAre("spiffe://example.org/ns/web"));
+  EXPECT_THAT(csr.dns_sans, ElementsAre("web.example.org", "web"));
+  EXPECT_TRUE(csr.public_key.Equals(key.public_key()));
+  EXPECT_EQ(csr.public_key.type(), GetParam());
+  EXPECT_EQ(csr.subject, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, CsrKeyTypeTest,
+                         ::testing::Values(KeyType::kEcP256, KeyType::kEcP384, KeyType::kRsa2048));
+
+TEST(CsrTest, PemRoundTrip) {
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string pem, CreateCsrPem(key, Id("spiffe://example.org/a")));
+  EXPECT_THAT(pem, StartsWith("-----BEGIN CERTIFICATE REQUEST-----\n"));
+  ASSERT_OK_AND_ASSIGN(ParsedCsr csr, ParseCsr(pem));
+  EXPECT_THAT(csr.uri_sans, ElementsAre("spiffe://example.org/a"));
+  EXPECT_THAT(csr.dns_sans, IsEmpty());
+  EXPECT_TRUE(csr.public_key.Equals(key.public_key()));
+}
+
+TEST(CsrTest, TamperedCsrIsRejected) {
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string der, CreateCsr(key, Id("spiffe://example.org/alice")));
+  // Rewrite the requested identity inside the signed part: same length, still valid DER.
+  size_t pos = der.find("alice");
+  ASSERT_NE(pos, std::string::npos);
+  std::string forged = der;
+  forged.replace(pos, 5, "admin");
+  auto r = ParseCsr(forged);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("signature does not verify"));
+
+  // Swapping in someone else's public key is the same failure (no proof of possession).
+  ASSERT_OK_AND_ASSIGN(PrivateKey other, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string spki, key.public_key().ToDer());
+  ASSERT_OK_AND_ASSIGN(std::string other_spki, other.public_key().ToDer());
+  pos = der.find(spki);
+  ASSERT_NE(pos, std::string::npos);
+  std::string swapped = der;
+  swapped.replace(pos, spki.size(), other_spki);
+  r = ParseCsr(swapped);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("signature does not verify"));
+}
+
+TEST(CsrTest, BadInput) {
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string der, CreateCsr(key, Id("spiffe://example.org/a")));
+  auto empty = ParseCsr("");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_THAT(std::string(empty.status().message()), HasSubstr("empty input"));
+  auto trailing = ParseCsr(der + "x");
+  ASSERT_FALSE(trailing.ok());
+  EXPECT_THAT(std::string(trailing.status().message()), HasSubstr("trailing data"));
+  auto truncated = ParseCsr(der.substr(0, der.size() - 2));
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_THAT(std::string(truncated.status().message()), StartsWith("parse CSR: "));
+  EXPECT_FALSE(ParseCsr("garbage").ok());
+  EXPECT_FALSE(ParseCsr("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE "
+                        "REQUEST-----\n")
+                   .ok());
+  // A certificate is not a CSR.
+  ASSERT_OK_AND_ASSIGN(testing::Ca root,
+                       testing::MakeRootCa(testing::Td("example.org"), TestNow()));
+  EXPECT_FALSE(ParseCsr(root.cert.ToDer()).ok());
+  EXPECT_FALSE(ParseCsr(root.cert.ToPem()).ok());
+  // Bad DNS names are refused when creating.
+  auto bad_dns = CreateCsr(key, Id("spiffe://example.org/a"), {"a b"});
+  ASSERT_FALSE(bad_dns.ok());
+  EXPECT_THAT(std::string(bad_dns.status().message()), HasSubstr("create CSR: DNS name"));
+}
+
+TEST(CsrTest, ServerMintsSvidFromCsr) {
+  ASSERT_OK_AND_ASSIGN(testing::Ca root,
+                       testing::MakeRootCa(testing::Td("example.org"), TestNow()));
+  ASSERT_OK_AND_ASSIGN(PrivateKey workload_key, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string der,
+                       CreateCsr(workload_key, Id("spiffe://example.org/web"), {"web.local"}));
+  ASSERT_OK_AND_ASSIGN(ParsedCsr csr, ParseCsr(der));
+  ASSERT_EQ(csr.uri_sans.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(SpiffeId id, SpiffeId::Parse(csr.uri_sans[0]));
+  LeafTemplate tmpl{.public_key = csr.public_key,
+                    .spiffe_id = id,
+                    .dns_names = csr.dns_sans,
+                    .not_before = TestNow() - kBackdate,
+                    .not_after = TestNow() + kDefaultLeafTtl};
+  ASSERT_OK_AND_ASSIGN(Certificate leaf, SignLeaf(tmpl, root.cert, root.key));
+  // The node's key (which never left it) completes the SVID.
+  ASSERT_OK_AND_ASSIGN(std::string key_der, workload_key.ToPkcs8Der());
+  ASSERT_OK_AND_ASSIGN(X509Svid svid, ParseX509Svid(leaf.ToDer(), key_der));
+  EXPECT_EQ(svid.id.str(), "spiffe://example.org/web");
+  EXPECT_THAT(leaf.DnsSans(), ElementsAre("web.local"));
+}
+
+TEST(CsrTest, OpenSslCliAcceptsCsr) {
+  ASSERT_EQ(testing::RunCommand("openssl version").exit_code, 0) << "openssl CLI missing";
+  testing::TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  for (KeyType type : {KeyType::kEcP256, KeyType::kRsa2048}) {
+    ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(type));
+    ASSERT_OK_AND_ASSIGN(std::string pem,
+                         CreateCsrPem(key, Id("spiffe://example.org/ns/web"), {"web.example.org"}));
+    std::string path = dir.Write("csr.pem", pem);
+    auto r = testing::RunCommand("openssl req -verify -noout -in " + path);
+    EXPECT_EQ(r.exit_code, 0) << KeyTypeName(type) << ": " << r.output;
+    EXPECT_THAT(r.output, HasSubstr("verify OK"));
+    r = testing::RunCommand("openssl req -noout -text -in " + path);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("URI:spiffe://example.org/ns/web, DNS:web.example.org"));
+
+    // A tampered request fails openssl's check too (OpenSSL 3.0's `req -verify` still exits 0
+    // on failure, so the message is what tells).
+    ASSERT_OK_AND_ASSIGN(std::string der,
+                         CreateCsr(key, Id("spiffe://example.org/alice"), {"web.example.org"}));
+    der.replace(der.find("alice"), 5, "admin");
+    std::string bad = dir.Write("bad.der", der);
+    r = testing::RunCommand("openssl req -verify -noout -inform DER -in " + bad);
+    EXPECT_THAT(r.output, HasSubstr("verify failure"));
+    EXPECT_THAT(r.output, ::testing::Not(HasSubstr("verify OK")));
+  }
+}
+
+TEST(CsrTest, AcceptsCsrWithoutSanFromOpenSsl) {
+  // SPIRE agents send CSRs with no URI SAN; the server takes the ID from its own records.
+  testing::TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string key_pem, key.ToPkcs8Pem());
+  std::string key_path = dir.Write("key.pem", key_pem);
+  std::string csr_path = dir.path() + "/req.pem";
+  auto r =
+      testing::RunCommand("openssl req -new -key " + key_path + " -subj /O=SPIRE -out " + csr_path);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(csr_path);
+  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_OK_AND_ASSIGN(ParsedCsr csr, ParseCsr(pem));
+  EXPECT_THAT(csr.uri_sans, IsEmpty());
+  EXPECT_EQ(csr.subject, "O=SPIRE");
+  EXPECT_TRUE(csr.public_key.Equals(key.public_key()));
+}
+
+}  // namespace
+}  // namespace tessera::spiffe
