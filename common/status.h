@@ -5,7 +5,8 @@
 //   ASSIGN_OR_RETURN(Config c, Load(path), tessera::Annotate(_, "load config"));
 //
 // ASSIGN_OR_RETURN's optional third argument is an expression over `_`, the error status, whose
-// value is returned instead: use tessera::Annotate(_, "context") to add context.
+// value is returned instead: use tessera::Annotate(_, "context") to add context. It expands to
+// several statements, so it needs braces around it inside an if/else; RETURN_IF_ERROR does not.
 // Thread-safe: these are stateless.
 #pragma once
 
@@ -37,10 +38,11 @@ inline absl::Status Annotate(const absl::Status& status, std::string_view contex
   } while (false)
 
 #define TESSERA_ASSIGN_OR_RETURN_2(lhs, expr) \
-  TESSERA_ASSIGN_OR_RETURN_IMPL(TESSERA_STATUS_CONCAT(tessera_or_, __LINE__), lhs, expr, _)
+  TESSERA_ASSIGN_OR_RETURN_IMPL(TESSERA_STATUS_CONCAT(tessera_or_, __COUNTER__), lhs, expr, _)
 
-#define TESSERA_ASSIGN_OR_RETURN_3(lhs, expr, on_error) \
-  TESSERA_ASSIGN_OR_RETURN_IMPL(TESSERA_STATUS_CONCAT(tessera_or_, __LINE__), lhs, expr, on_error)
+#define TESSERA_ASSIGN_OR_RETURN_3(lhs, expr, on_error)                                     \
+  TESSERA_ASSIGN_OR_RETURN_IMPL(TESSERA_STATUS_CONCAT(tessera_or_, __COUNTER__), lhs, expr, \
+                                on_error)
 
 #define TESSERA_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr, on_error) \
   auto tmp = (expr);                                            \

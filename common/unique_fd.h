@@ -29,9 +29,11 @@ class UniqueFd {
   // Gives up ownership without closing.
   [[nodiscard]] int Release() { return std::exchange(fd_, -1); }
 
-  // Closes the current descriptor (if any) and takes `fd`.
+  // Closes the current descriptor (if any, and unless it is `fd` itself) and takes `fd`. A
+  // failed close is not reported: on Linux the descriptor is released even then, and retrying
+  // could close a descriptor another thread just opened.
   void Reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0 && fd_ != fd) ::close(fd_);
     fd_ = fd;
   }
 
