@@ -23,6 +23,8 @@ struct DurationCase {
   nanoseconds want;
 };
 
+void PrintTo(const DurationCase& c, std::ostream* os) { *os << '"' << c.text << '"'; }
+
 class DurationValidTest : public ::testing::TestWithParam<DurationCase> {};
 
 TEST_P(DurationValidTest, Parses) {
@@ -53,6 +55,8 @@ struct BadCase {
   std::string text;
   std::string message;
 };
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << '"' << c.text << '"'; }
 
 class DurationInvalidTest : public ::testing::TestWithParam<BadCase> {};
 
@@ -126,6 +130,8 @@ struct SizeCase {
   std::string text;
   uint64_t want;
 };
+
+void PrintTo(const SizeCase& c, std::ostream* os) { *os << '"' << c.text << '"'; }
 
 class ByteSizeValidTest : public ::testing::TestWithParam<SizeCase> {};
 

@@ -10,6 +10,7 @@
 
 #include <climits>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "absl/status/status.h"
@@ -122,6 +123,8 @@ std::string_view KeyTypeName(KeyType type) {
   }
   return "unknown";
 }
+
+void PrintTo(KeyType type, std::ostream* os) { *os << KeyTypeName(type); }
 
 // ---- PublicKey ----
 

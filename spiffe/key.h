@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,8 @@ enum class KeyType { kEcP256, kEcP384, kRsa2048, kRsa4096 };
 // Config spelling: "ec-p256", "ec-p384", "rsa-2048", "rsa-4096".
 absl::StatusOr<KeyType> ParseKeyType(std::string_view name);
 std::string_view KeyTypeName(KeyType type);
+// For test output (GoogleTest finds it by argument-dependent lookup): the config spelling.
+void PrintTo(KeyType type, std::ostream* os);
 
 enum class Digest { kSha256, kSha384, kSha512 };
 // How an RSA key signs; ignored for EC keys.
