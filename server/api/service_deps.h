@@ -1,0 +1,35 @@
+// What the server API services share: the trust domain, the registry, the authorized-entry
+// index, the authorizer, the clock, and where changes are announced (the push stream to agents).
+// The composition root owns every member and outlives the services. Everything here is safe for
+// concurrent use from gRPC threads.
+#pragma once
+
+#include "common/clock.h"
+#include "server/api/authorizer.h"
+#include "server/authorized/entry_index.h"
+#include "server/datastore/datastore.h"
+#include "spiffe/id.h"
+
+namespace tessera::server {
+
+// Receives every change agents must hear about. Calls must not block (they run on gRPC
+// threads, after the datastore write succeeded).
+class ChangeNotifier {
+ public:
+  virtual ~ChangeNotifier() = default;
+  // These agents' authorized entries changed (as EntryIndex reports it).
+  virtual void EntriesChanged(const EntryIndex::AffectedAgents& agents) = 0;
+  // The own or a federated bundle changed: every agent should fetch bundles.
+  virtual void BundleChanged() = 0;
+};
+
+struct ServiceDeps {
+  spiffe::TrustDomain trust_domain;
+  DataStore* datastore = nullptr;
+  EntryIndex* index = nullptr;
+  const Authorizer* authorizer = nullptr;
+  ChangeNotifier* notifier = nullptr;
+  const Clock* clock = nullptr;
+};
+
+}  // namespace tessera::server
