@@ -1,12 +1,13 @@
 // What the server API services share: the trust domain, the registry, the authorized-entry
-// index, the authorizer, the clock, and where changes are announced (the push stream to agents).
-// The composition root owns every member and outlives the services. Everything here is safe for
-// concurrent use from gRPC threads.
+// index, the authorizer, the clock, where changes are announced (the push stream to agents)
+// and the CA that signs SVIDs. The composition root owns every member and outlives the services.
+// Everything here is safe for concurrent use from gRPC threads.
 #pragma once
 
 #include "common/clock.h"
 #include "server/api/authorizer.h"
 #include "server/authorized/entry_index.h"
+#include "server/ca/ca_manager.h"
 #include "server/datastore/datastore.h"
 #include "spiffe/id.h"
 
@@ -30,6 +31,7 @@ struct ServiceDeps {
   const Authorizer* authorizer = nullptr;
   ChangeNotifier* notifier = nullptr;
   const Clock* clock = nullptr;
+  const ca::CaManager* ca = nullptr;
 };
 
 }  // namespace tessera::server

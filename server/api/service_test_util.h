@@ -117,7 +117,8 @@ class ServiceTest : public DataStoreTest {
                        .index = index_.get(),
                        .authorizer = authorizer_.get(),
                        .notifier = &notifier_,
-                       .clock = &clock_};
+                       .clock = &clock_,
+                       .ca = ca_.get()};
   }
 
   // Starts the gRPC server with `services` on the TLS port and the admin socket. Once per test.
