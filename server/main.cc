@@ -1,21 +1,66 @@
 // tessera-server: parses the command line and hands over to the command it names.
+//   run       start the server (foreground; systemd Type=notify)
+//   validate  check a configuration file
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include "CLI/CLI.hpp"
+#include "common/logging.h"
+#include "common/strings.h"
 #include "server/config.h"
+#include "server/server.h"
+#include "spdlog/spdlog.h"
 
 namespace {
 
+using tessera::server::ServerConfig;
+
+absl::StatusOr<ServerConfig> Load(const std::string& config_path) {
+  absl::StatusOr<ServerConfig> config = tessera::server::LoadServerConfig(config_path);
+  if (!config.ok()) std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+  return config;
+}
+
 int Validate(const std::string& config_path) {
-  absl::StatusOr<tessera::server::ServerConfig> config =
-      tessera::server::LoadServerConfig(config_path);
-  if (!config.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
-    return 1;
-  }
+  absl::StatusOr<ServerConfig> config = Load(config_path);
+  if (!config.ok()) return 1;
   std::printf("%s: configuration is valid (trust domain %s)\n", config_path.c_str(),
               config->trust_domain.name().c_str());
+  return 0;
+}
+
+int Run(const std::string& config_path) {
+  absl::StatusOr<ServerConfig> config = Load(config_path);
+  if (!config.ok()) return 1;
+  if (absl::Status s = tessera::logging::Init(
+          {.level = config->log_level, .format = config->log_format, .program = "tessera-server"});
+      !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  // Signals are taken synchronously by one thread; every other thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto server = tessera::server::Server::Start(*std::move(config));
+  if (!server.ok()) {
+    spdlog::critical("server: cannot start: {}", tessera::AsStd(server.status().message()));
+    return 1;
+  }
+  sd_notify(0, "READY=1\nSTATUS=serving");
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("server: received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  sd_notify(0, "STOPPING=1");
+  (*server)->Shutdown();
   return 0;
 }
 
@@ -26,10 +71,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   std::string config_path = "/etc/tessera/server.toml";
+  CLI::App* run = app.add_subcommand("run", "run the server in the foreground");
+  run->add_option("-c,--config", config_path, "configuration file")->capture_default_str();
   CLI::App* validate = app.add_subcommand("validate", "check a configuration file and exit");
   validate->add_option("-c,--config", config_path, "configuration file")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
+  if (run->parsed()) return Run(config_path);
   if (validate->parsed()) return Validate(config_path);
   return 2;
 }

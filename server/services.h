@@ -1,0 +1,40 @@
+// Services: every gRPC service tessera-server serves, built from the shared ServiceDeps and the
+// configuration, registered on one grpc::ServerBuilder (TLS port and admin socket alike: the
+// authorizer tells callers apart per RPC). Owned by Server; lives until after the gRPC server
+// has shut down.
+// Thread-safety: the services are safe for concurrent use by gRPC; Init, Register and
+// BeginShutdown are called by the owner, in that order.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "grpcpp/server_builder.h"
+#include "server/api/bundle_service.h"
+#include "server/api/entry_service.h"
+#include "server/api/service_deps.h"
+#include "server/config.h"
+
+namespace tessera::server {
+
+class Services {
+ public:
+  Services(ServiceDeps deps, const ServerConfig& config);
+  ~Services();
+
+  // Builds what can fail (node attestors reading their CA bundles).
+  absl::Status Init();
+  void Register(grpc::ServerBuilder& builder);
+  // Ends long-lived streams so that grpc::Server::Shutdown returns promptly.
+  void BeginShutdown();
+  // Where service writes and CA changes are announced to agents.
+  ChangeNotifier& notifier();
+
+ private:
+  ServiceDeps deps_;
+  [[maybe_unused]] const ServerConfig& config_;  // node attestors and agent TTL (next)
+  std::unique_ptr<EntryService> entry_;
+  std::unique_ptr<BundleService> bundle_;
+};
+
+}  // namespace tessera::server
