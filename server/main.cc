@@ -1,16 +1,19 @@
 // tessera-server: parses the command line and hands over to the command it names.
 //   run       start the server (foreground; systemd Type=notify)
 //   validate  check a configuration file
+//   entry, token, bundle, agent, x509, jwt, healthcheck: operator commands over the admin socket
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
 #include <cstdio>
+#include <iostream>
 #include <string>
 #include <thread>
 
 #include "CLI/CLI.hpp"
 #include "common/logging.h"
 #include "common/strings.h"
+#include "server/cli/admin_cli.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
@@ -76,8 +79,12 @@ int main(int argc, char** argv) {
   CLI::App* validate = app.add_subcommand("validate", "check a configuration file and exit");
   validate->add_option("-c,--config", config_path, "configuration file")->capture_default_str();
 
+  tessera::server::cli::AdminCli admin(std::cout, std::cerr);
+  admin.Register(app);
+
   CLI11_PARSE(app, argc, argv);
   if (run->parsed()) return Run(config_path);
   if (validate->parsed()) return Validate(config_path);
+  if (std::optional<int> rc = admin.RunParsed()) return *rc;
   return 2;
 }

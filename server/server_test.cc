@@ -10,13 +10,16 @@
 #include <filesystem>
 #include <fstream>
 
+#include "attestors/x509pop/x509pop.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "server/api/convert.h"
+#include "spiffe/csr.h"
 #include "spiffe/grpc_tls.h"
 #include "spiffe/x509_test_util.h"
+#include "spire/api/server/agent/v1/agent.grpc.pb.h"
 #include "spire/api/server/bundle/v1/bundle.grpc.pb.h"
 #include "spire/api/server/entry/v1/entry.grpc.pb.h"
 
@@ -24,6 +27,7 @@ namespace tessera::server {
 namespace {
 
 namespace fs = std::filesystem;
+namespace agentv1 = ::spire::api::server::agent::v1;
 namespace bundlev1 = ::spire::api::server::bundle::v1;
 namespace entryv1 = ::spire::api::server::entry::v1;
 namespace types = ::spire::api::types;
@@ -56,7 +60,9 @@ class ServerTest : public ::testing::Test {
   }
 
   void StartServer() {
-    auto server = Server::Start(Config());
+    ServerConfig config = Config();
+    if (tweak_) tweak_(config);
+    auto server = Server::Start(config);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
   }
@@ -75,7 +81,73 @@ class ServerTest : public ::testing::Test {
     return out;
   }
 
+  // The trust bundle as a client bootstraps it (from the admin socket here).
+  std::vector<spiffe::Certificate> Roots() {
+    auto parsed = BundleFromProto(GetBundle(Admin()));
+    EXPECT_TRUE(parsed.ok());
+    return parsed.ok() ? parsed->x509_authorities() : std::vector<spiffe::Certificate>{};
+  }
+  std::shared_ptr<grpc::Channel> Tls(const std::optional<spiffe::ClientIdentity>& identity) {
+    auto creds = spiffe::SpiffeTlsChannelCredentials(
+        Roots(), Id("spiffe://example.org/spire/server"), identity);
+    EXPECT_TRUE(creds.ok());
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->port()), *creds, args);
+  }
+
+  // Runs AttestAgent as an agent would: a fresh key and CSR, `type`/`payload`, then answers
+  // each challenge with `respond`. Returns the agent's identity, or the failure.
+  absl::StatusOr<spiffe::ClientIdentity> Attest(
+      std::string type, std::string payload,
+      const std::function<std::string(const std::string&)>& respond = nullptr) {
+    auto key = spiffe::PrivateKey::Generate(spiffe::KeyType::kEcP256).value();
+    agentv1::AttestAgentRequest first;
+    auto* params = first.mutable_params();
+    params->mutable_data()->set_type(std::move(type));
+    params->mutable_data()->set_payload(std::move(payload));
+    params->mutable_params()->set_csr(
+        spiffe::CreateCsr(key, Id("spiffe://example.org/ignored")).value());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto stream = agentv1::Agent::NewStub(Tls(std::nullopt))->AttestAgent(&ctx);
+    stream->Write(first);
+    agentv1::AttestAgentResponse response;
+    std::vector<spiffe::Certificate> chain;
+    while (stream->Read(&response)) {
+      if (response.has_result()) {
+        for (const auto& der : response.result().svid().cert_chain()) {
+          chain.push_back(spiffe::Certificate::FromDer(der).value());
+        }
+        break;
+      }
+      agentv1::AttestAgentRequest answer;
+      answer.set_challenge_response(respond ? respond(response.challenge()) : "");
+      stream->Write(answer);
+    }
+    stream->WritesDone();
+    grpc::Status status = stream->Finish();
+    if (!status.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                          status.error_message());
+    }
+    return spiffe::ClientIdentity{key, chain};
+  }
+
+  // An agent-only RPC: NOT_FOUND (no such federated bundle) means the agent check passed.
+  grpc::StatusCode AgentCall(const spiffe::ClientIdentity& identity) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    bundlev1::GetFederatedBundleRequest req;
+    req.set_trust_domain("other.org");
+    types::Bundle out;
+    return bundlev1::Bundle::NewStub(Tls(identity))
+        ->GetFederatedBundle(&ctx, req, &out)
+        .error_code();
+  }
+
   fs::path dir_;
+  std::function<void(ServerConfig&)> tweak_;
   std::unique_ptr<Server> server_;
 };
 
@@ -191,6 +263,61 @@ TEST_F(ServerTest, PortInUseIsAClearError) {
   auto server = Server::Start(second);
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(std::string(server.status().message()), HasSubstr("cannot listen on 127.0.0.1:"));
+}
+
+TEST_F(ServerTest, JoinTokenAgentAttestsOnceAndThenPassesTheAgentCheck) {
+  tweak_ = [](ServerConfig& c) { c.join_token_enabled = true; };
+  StartServer();
+  agentv1::CreateJoinTokenRequest req;
+  req.set_ttl(600);
+  grpc::ClientContext ctx;
+  types::JoinToken token;
+  ASSERT_TRUE(agentv1::Agent::NewStub(Admin())->CreateJoinToken(&ctx, req, &token).ok());
+
+  auto agent = Attest("join_token", token.value());
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  auto verified = spiffe::VerifyX509Svid(
+      agent->chain,
+      [&](const spiffe::TrustDomain&) -> std::optional<std::vector<spiffe::Certificate>> {
+        return Roots();
+      },
+      std::chrono::system_clock::now());
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->id.str(), "spiffe://example.org/spire/agent/join_token/" + token.value());
+  EXPECT_EQ(AgentCall(*agent), grpc::StatusCode::NOT_FOUND);
+
+  auto again = Attest("join_token", token.value());
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kInvalidArgument);
+  // x509pop is not configured here.
+  EXPECT_EQ(Attest("x509pop", "{}").status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ServerTest, X509PopAgentAttestsWithItsNodeCertificate) {
+  auto now = std::chrono::system_clock::now();
+  auto node_ca = spiffe::testing::MakeRootCa(Td("nodes.example"), now).value();
+  auto node = spiffe::testing::MakeLeaf(node_ca, Id("spiffe://nodes.example/host-1"), now).value();
+  fs::create_directories(dir_ / "pki");
+  std::ofstream(dir_ / "pki" / "ca.pem") << node_ca.cert.ToPem();
+  std::ofstream(dir_ / "pki" / "node.pem") << node.cert.ToPem();
+  std::ofstream(dir_ / "pki" / "node.key") << node.key.ToPkcs8Pem().value();
+  tweak_ = [&](ServerConfig& c) {
+    c.x509pop = X509PopConfig{.ca_bundle_paths = {dir_ / "pki" / "ca.pem"}};
+  };
+  StartServer();
+
+  auto agent_half = attestors::x509pop::NewAgentAttestor(
+      {.certificate_path = (dir_ / "pki" / "node.pem").string(),
+       .private_key_path = (dir_ / "pki" / "node.key").string(),
+       .intermediates_path = ""});
+  ASSERT_TRUE(agent_half.ok()) << agent_half.status();
+  auto agent = Attest("x509pop", (*agent_half)->Payload().value(), [&](const std::string& c) {
+    return (*agent_half)->RespondToChallenge(c).value();
+  });
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  EXPECT_EQ(AgentCall(*agent), grpc::StatusCode::NOT_FOUND);
+  // join_token is not enabled here.
+  EXPECT_EQ(Attest("join_token", "whatever").status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -1,18 +1,22 @@
 // Services: every gRPC service tessera-server serves, built from the shared ServiceDeps and the
-// configuration, registered on one grpc::ServerBuilder (TLS port and admin socket alike: the
-// authorizer tells callers apart per RPC). Owned by Server; lives until after the gRPC server
-// has shut down.
+// configuration (node attestors included), registered on one grpc::ServerBuilder (TLS port and
+// admin socket alike: the authorizer tells callers apart per RPC). Owned by Server; lives until
+// after the gRPC server has shut down.
 // Thread-safety: the services are safe for concurrent use by gRPC; Init, Register and
 // BeginShutdown are called by the owner, in that order.
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "attestors/node_attestor.h"
 #include "grpcpp/server_builder.h"
+#include "server/api/agent_service.h"
 #include "server/api/bundle_service.h"
 #include "server/api/entry_service.h"
 #include "server/api/service_deps.h"
+#include "server/api/svid_service.h"
 #include "server/config.h"
 
 namespace tessera::server {
@@ -32,9 +36,12 @@ class Services {
 
  private:
   ServiceDeps deps_;
-  [[maybe_unused]] const ServerConfig& config_;  // node attestors and agent TTL (next)
+  const ServerConfig& config_;
+  std::vector<std::unique_ptr<attestors::ServerNodeAttestor>> node_attestors_;
   std::unique_ptr<EntryService> entry_;
   std::unique_ptr<BundleService> bundle_;
+  std::unique_ptr<AgentService> agent_;
+  std::unique_ptr<SvidService> svid_;
 };
 
 }  // namespace tessera::server

@@ -16,17 +16,16 @@ constexpr char kAppendBundle[] = "/spire.api.server.bundle.v1.Bundle/AppendBundl
 constexpr char kCountBundles[] = "/spire.api.server.bundle.v1.Bundle/CountBundles";
 constexpr char kGetFederatedBundle[] = "/spire.api.server.bundle.v1.Bundle/GetFederatedBundle";
 
-// SPIRE's output_mask rule: absent means every field; trust_domain is always returned.
-void ApplyMask(bool has_mask, const types::BundleMask& mask, types::Bundle* bundle) {
-  if (!has_mask) return;
-  if (!mask.x509_authorities()) bundle->clear_x509_authorities();
-  if (!mask.jwt_authorities()) bundle->clear_jwt_authorities();
-  if (!mask.refresh_hint()) bundle->clear_refresh_hint();
-  if (!mask.sequence_number()) bundle->clear_sequence_number();
-  if (!mask.wit_authorities()) bundle->clear_wit_authorities();
-}
-
 }  // namespace
+
+void BundleService::ApplyMask(const types::BundleMask* mask, types::Bundle* bundle) {
+  if (mask == nullptr) return;
+  if (!mask->x509_authorities()) bundle->clear_x509_authorities();
+  if (!mask->jwt_authorities()) bundle->clear_jwt_authorities();
+  if (!mask->refresh_hint()) bundle->clear_refresh_hint();
+  if (!mask->sequence_number()) bundle->clear_sequence_number();
+  if (!mask->wit_authorities()) bundle->clear_wit_authorities();
+}
 
 grpc::Status BundleService::GetBundle(grpc::ServerContext* context,
                                       const bundlev1::GetBundleRequest* request,
@@ -41,7 +40,7 @@ grpc::Status BundleService::GetBundle(grpc::ServerContext* context,
   }
   if (!bundle->has_value()) return ToGrpcStatus(absl::NotFoundError("bundle not found"));
   *response = std::move(**bundle);
-  ApplyMask(request->has_output_mask(), request->output_mask(), response);
+  ApplyMask(request->has_output_mask() ? &request->output_mask() : nullptr, response);
   return grpc::Status::OK;
 }
 
@@ -71,7 +70,7 @@ grpc::Status BundleService::AppendBundle(grpc::ServerContext* context,
   }
   deps_.notifier->BundleChanged();
   *response = std::move(*stored);
-  ApplyMask(request->has_output_mask(), request->output_mask(), response);
+  ApplyMask(request->has_output_mask() ? &request->output_mask() : nullptr, response);
   return grpc::Status::OK;
 }
 
@@ -115,7 +114,7 @@ grpc::Status BundleService::GetFederatedBundle(grpc::ServerContext* context,
   }
   if (!bundle->has_value()) return ToGrpcStatus(absl::NotFoundError("bundle not found"));
   *response = std::move(**bundle);
-  ApplyMask(request->has_output_mask(), request->output_mask(), response);
+  ApplyMask(request->has_output_mask() ? &request->output_mask() : nullptr, response);
   return grpc::Status::OK;
 }
 
