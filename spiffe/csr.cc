@@ -7,6 +7,7 @@
 
 #include <climits>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -97,19 +98,24 @@ absl::StatusOr<std::string> CreateCsrPem(const PrivateKey& key, const SpiffeId& 
   return BioContents(bio.get());
 }
 
-absl::StatusOr<ParsedCsr> ParseCsr(std::string_view der_or_pem) {
-  ASSIGN_OR_RETURN(X509ReqPtr req, DecodeCsr(der_or_pem));
-  EVP_PKEY* pkey = X509_REQ_get0_pubkey(req.get());
+namespace {
+
+// Proof of possession: without it anyone could obtain a certificate for someone else's key.
+bool SignatureVerifies(X509_REQ* req) {
+  EVP_PKEY* pkey = X509_REQ_get0_pubkey(req);
+  bool ok = pkey != nullptr && X509_REQ_verify(req, pkey) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+// What a decoded request asks for, whether or not its signature has been checked.
+absl::StatusOr<ParsedCsr> ReadClaims(X509_REQ* req) {
+  EVP_PKEY* pkey = X509_REQ_get0_pubkey(req);
   if (pkey == nullptr) return OpenSslError("parse CSR: public key");
-  // Proof of possession: without it anyone could obtain a certificate for someone else's key.
-  if (X509_REQ_verify(req.get(), pkey) != 1) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError("parse CSR: signature does not verify");
-  }
   ParsedCsr csr{
       .public_key = PublicKey::FromEvp(pkey), .uri_sans = {}, .dns_sans = {}, .subject = {}};
 
-  ExtensionStackPtr exts(X509_REQ_get_extensions(req.get()));
+  ExtensionStackPtr exts(X509_REQ_get_extensions(req));
   if (exts == nullptr) {
     // OpenSSL 3 returns an empty stack when there is no extension request at all.
     return OpenSslError("parse CSR: malformed extension request");
@@ -133,12 +139,37 @@ absl::StatusOr<ParsedCsr> ParseCsr(std::string_view der_or_pem) {
   }
 
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (bio != nullptr && X509_NAME_print_ex(bio.get(), X509_REQ_get_subject_name(req.get()), 0,
-                                           XN_FLAG_RFC2253) >= 0) {
+  if (bio != nullptr &&
+      X509_NAME_print_ex(bio.get(), X509_REQ_get_subject_name(req), 0, XN_FLAG_RFC2253) >= 0) {
     csr.subject = BioContents(bio.get());
   }
   ERR_clear_error();
   return csr;
+}
+
+}  // namespace
+
+absl::StatusOr<ParsedCsr> ParseCsr(std::string_view der_or_pem) {
+  ASSIGN_OR_RETURN(X509ReqPtr req, DecodeCsr(der_or_pem));
+  if (X509_REQ_get0_pubkey(req.get()) == nullptr) return OpenSslError("parse CSR: public key");
+  if (!SignatureVerifies(req.get())) {
+    return absl::InvalidArgumentError("parse CSR: signature does not verify");
+  }
+  return ReadClaims(req.get());
+}
+
+absl::StatusOr<UnverifiedCsr> ParseCsrUnverified(std::string_view der_or_pem) {
+  ASSIGN_OR_RETURN(X509ReqPtr req, DecodeCsr(der_or_pem));
+  ASSIGN_OR_RETURN(ParsedCsr claims, ReadClaims(req.get()));
+  return UnverifiedCsr(std::move(req), std::move(claims));
+}
+
+absl::StatusOr<ParsedCsr> VerifyCsrSignature(UnverifiedCsr csr) {
+  // A moved-from request has nothing to vouch for it either.
+  if (csr.request_ == nullptr || !SignatureVerifies(csr.request_.get())) {
+    return absl::InvalidArgumentError("CSR signature does not verify");
+  }
+  return std::move(csr.claims_);
 }
 
 }  // namespace tessera::spiffe

@@ -1,7 +1,11 @@
 #include "spiffe/csr.h"
 
+#include <openssl/x509v3.h>
+
 #include <chrono>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -18,6 +22,13 @@ using testing::Id;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
 using testing::TestNow;
+
+struct ExtensionStackDeleter {
+  void operator()(STACK_OF(X509_EXTENSION) * exts) const {
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  }
+};
+using ExtensionStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), ExtensionStackDeleter>;
 
 class CsrKeyTypeTest : public ::testing::TestWithParam<KeyType> {};
 
@@ -97,6 +108,115 @@ TEST(CsrTest, BadInput) {
   auto bad_dns = CreateCsr(key, Id("spiffe://example.org/a"), {"a b"});
   ASSERT_FALSE(bad_dns.ok());
   EXPECT_THAT(std::string(bad_dns.status().message()), HasSubstr("create CSR: DNS name"));
+}
+
+// A request with two subjectAltName extensions (malformed: RFC 5280 allows one), signed by `key`.
+absl::StatusOr<std::string> CsrWithTwoSans(const PrivateKey& key) {
+  X509ReqPtr req(X509_REQ_new());
+  ExtensionStackPtr exts(sk_X509_EXTENSION_new_null());
+  if (req == nullptr || exts == nullptr || X509_REQ_set_pubkey(req.get(), key.get()) != 1) {
+    return absl::InternalError("allocate request");
+  }
+  for (const char* value : {"URI:spiffe://example.org/a", "URI:spiffe://example.org/b"}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, value);
+    if (ext == nullptr || sk_X509_EXTENSION_push(exts.get(), ext) <= 0) {
+      X509_EXTENSION_free(ext);
+      return absl::InternalError("build SAN extension");
+    }
+  }
+  if (X509_REQ_add_extensions(req.get(), exts.get()) != 1 ||
+      X509_REQ_sign(req.get(), key.get(), EVP_sha256()) <= 0) {
+    return absl::InternalError("sign request");
+  }
+  unsigned char* out = nullptr;
+  int len = i2d_X509_REQ(req.get(), &out);
+  if (len <= 0) return absl::InternalError("encode request");
+  std::string der(reinterpret_cast<char*>(out), static_cast<size_t>(len));
+  OPENSSL_free(out);
+  return der;
+}
+
+TEST(CsrSplitTest, UnverifiedThenVerifiedEqualsParseCsr) {
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string der,
+                       CreateCsr(key, Id("spiffe://example.org/ns/web"), {"web.example.org"}));
+  ASSERT_OK_AND_ASSIGN(std::string pem, CreateCsrPem(key, Id("spiffe://example.org/ns/web")));
+  for (const std::string& input : {der, pem}) {
+    ASSERT_OK_AND_ASSIGN(UnverifiedCsr unverified, ParseCsrUnverified(input));
+    ASSERT_OK_AND_ASSIGN(ParsedCsr csr, VerifyCsrSignature(std::move(unverified)));
+    ASSERT_OK_AND_ASSIGN(ParsedCsr expected, ParseCsr(input));
+    EXPECT_THAT(csr.uri_sans, ElementsAre("spiffe://example.org/ns/web"));
+    EXPECT_EQ(csr.uri_sans, expected.uri_sans);
+    EXPECT_EQ(csr.dns_sans, expected.dns_sans);
+    EXPECT_EQ(csr.subject, expected.subject);
+    EXPECT_TRUE(csr.public_key.Equals(key.public_key()));
+  }
+}
+
+TEST(CsrSplitTest, ForgedRequestParsesButDoesNotVerify) {
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string der, CreateCsr(key, Id("spiffe://example.org/alice")));
+  std::string forged = der;
+  forged.replace(forged.find("alice"), 5, "admin");
+  ASSERT_OK_AND_ASSIGN(PrivateKey other, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string spki, key.public_key().ToDer());
+  ASSERT_OK_AND_ASSIGN(std::string other_spki, other.public_key().ToDer());
+  std::string swapped = der;
+  swapped.replace(swapped.find(spki), spki.size(), other_spki);
+
+  for (const std::string& input : {forged, swapped}) {
+    ASSERT_OK_AND_ASSIGN(UnverifiedCsr unverified, ParseCsrUnverified(input));
+    auto r = VerifyCsrSignature(std::move(unverified));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().message(), "CSR signature does not verify");
+  }
+}
+
+TEST(CsrSplitTest, MalformedRequestsFailToParseWithParseCsrMessages) {
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string der, CreateCsr(key, Id("spiffe://example.org/a")));
+  ASSERT_OK_AND_ASSIGN(testing::Ca root,
+                       testing::MakeRootCa(testing::Td("example.org"), TestNow()));
+  ASSERT_OK_AND_ASSIGN(std::string two_sans, CsrWithTwoSans(key));
+  for (const std::string& input :
+       {std::string(), der + "x", der.substr(0, der.size() - 2), std::string("garbage"),
+        root.cert.ToDer(), root.cert.ToPem(), two_sans}) {
+    auto unverified = ParseCsrUnverified(input);
+    ASSERT_FALSE(unverified.ok());
+    EXPECT_EQ(unverified.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(unverified.status().message()), StartsWith("parse CSR"));
+    auto parsed = ParseCsr(input);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_EQ(parsed.status(), unverified.status());
+  }
+  auto r = ParseCsrUnverified(two_sans);
+  EXPECT_EQ(r.status().message(), "parse CSR: more than one subjectAltName extension");
+}
+
+TEST(CsrSplitTest, MalformedAndForgedIsMalformedFirst) {
+  // Go's order (parse, then check the signature) for the split API; ParseCsr checks the
+  // signature before reading extensions.
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string der, CsrWithTwoSans(key));
+  der.back() ^= 0x01;  // inside the signature value
+  auto unverified = ParseCsrUnverified(der);
+  ASSERT_FALSE(unverified.ok());
+  EXPECT_EQ(unverified.status().message(), "parse CSR: more than one subjectAltName extension");
+  auto parsed = ParseCsr(der);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message(), "parse CSR: signature does not verify");
+}
+
+TEST(CsrSplitTest, MovedFromRequestNeverVerifies) {
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_OK_AND_ASSIGN(std::string der, CreateCsr(key, Id("spiffe://example.org/a")));
+  ASSERT_OK_AND_ASSIGN(UnverifiedCsr first, ParseCsrUnverified(der));
+  UnverifiedCsr second = std::move(first);
+  EXPECT_EQ(
+      VerifyCsrSignature(std::move(first)).status().message(),  // NOLINT(bugprone-use-after-move)
+      "CSR signature does not verify");
+  EXPECT_TRUE(VerifyCsrSignature(std::move(second)).ok());
 }
 
 TEST(CsrTest, ServerMintsSvidFromCsr) {

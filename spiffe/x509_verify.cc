@@ -50,54 +50,60 @@ absl::Status CheckIntermediatesAreCas(std::span<const Certificate> chain, bool n
   return absl::OkStatus();
 }
 
-// RFC 5280 path validation of chain[0] to one of `anchors`; returns the validated path.
-absl::StatusOr<std::vector<Certificate>> ValidatePath(std::span<const Certificate> chain,
-                                                      const std::vector<Certificate>& anchors,
-                                                      std::chrono::system_clock::time_point now) {
+}  // namespace
+
+absl::StatusOr<ChainVerification> VerifyChainToRoots(std::span<const Certificate> chain,
+                                                     std::span<const Certificate> roots,
+                                                     std::chrono::system_clock::time_point now) {
+  if (chain.empty()) return absl::InvalidArgumentError("verify chain: empty certificate chain");
+  for (const Certificate& cert : chain) {
+    if (cert.get() == nullptr) {
+      return absl::InvalidArgumentError("verify chain: null certificate in chain");
+    }
+  }
   X509StorePtr store(X509_STORE_new());
   X509StackPtr untrusted(sk_X509_new_null());
   X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   if (store == nullptr || untrusted == nullptr || ctx == nullptr) {
-    return OpenSslError("allocate verifier", absl::StatusCode::kInternal);
+    return OpenSslError("verify chain: allocate verifier", absl::StatusCode::kInternal);
   }
-  for (const Certificate& anchor : anchors) {
-    if (X509_STORE_add_cert(store.get(), anchor.get()) != 1) {
-      return OpenSslError("add bundle authority", absl::StatusCode::kInternal);
+  for (const Certificate& root : roots) {
+    if (root.get() == nullptr) return absl::InvalidArgumentError("verify chain: null root");
+    // Takes its own reference; a duplicate is ignored.
+    if (X509_STORE_add_cert(store.get(), root.get()) != 1) {
+      return OpenSslError("verify chain: add root", absl::StatusCode::kInternal);
     }
   }
   for (size_t i = 1; i < chain.size(); ++i) {
     if (sk_X509_push(untrusted.get(), chain[i].get()) <= 0) {
-      return OpenSslError("collect intermediates", absl::StatusCode::kInternal);
+      return OpenSslError("verify chain: collect intermediates", absl::StatusCode::kInternal);
     }
   }
   if (X509_STORE_CTX_init(ctx.get(), store.get(), chain[0].get(), untrusted.get()) != 1) {
-    return OpenSslError("initialise verifier", absl::StatusCode::kInternal);
+    return OpenSslError("verify chain: initialise verifier", absl::StatusCode::kInternal);
   }
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
   // Sets X509_V_FLAG_USE_CHECK_TIME: the caller's clock, never OpenSSL's own reading.
   X509_VERIFY_PARAM_set_time(
       param, std::chrono::system_clock::to_time_t(std::chrono::floor<std::chrono::seconds>(now)));
+  // Without it OpenSSL only stops at a self-signed anchor.
   X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
   if (X509_verify_cert(ctx.get()) != 1) {
     int err = X509_STORE_CTX_get_error(ctx.get());
     int depth = X509_STORE_CTX_get_error_depth(ctx.get());
     ERR_clear_error();
-    return absl::InvalidArgumentError(
-        absl::StrCat("certificate chain does not validate: ", X509_verify_cert_error_string(err),
-                     " (at depth ", depth, ")"));
+    return ChainVerification{
+        .path = {},
+        .rejection = ChainRejection{
+            .error = err, .reason = X509_verify_cert_error_string(err), .depth = depth}};
   }
-  std::vector<Certificate> path;
+  ChainVerification result;
   STACK_OF(X509)* verified = X509_STORE_CTX_get0_chain(ctx.get());
   for (int i = 0; i < sk_X509_num(verified); ++i) {
-    path.push_back(Certificate::FromX509(sk_X509_value(verified, i)));
+    result.path.push_back(Certificate::FromX509(sk_X509_value(verified, i)));
   }
-  if (path.size() < 2) {
-    return absl::InvalidArgumentError("the leaf certificate is itself a bundle authority");
-  }
-  return path;
+  return result;
 }
-
-}  // namespace
 
 absl::StatusOr<SpiffeId> ValidateLeafProfile(const Certificate& leaf) {
   std::vector<std::string> uris = leaf.UriSans();
@@ -148,9 +154,17 @@ absl::StatusOr<VerifiedX509Svid> VerifyX509Svid(std::span<const Certificate> cha
     return Unauthenticated(
         absl::StrCat("bundle for trust domain \"", td.name(), "\" has no X.509 authorities"));
   }
-  absl::StatusOr<std::vector<Certificate>> path = ValidatePath(chain, *anchors, now);
-  if (!path.ok()) return Unauthenticated(path.status());
-  return VerifiedX509Svid{.id = *std::move(id), .chain = *std::move(path)};
+  absl::StatusOr<ChainVerification> verdict = VerifyChainToRoots(chain, *anchors, now);
+  if (!verdict.ok()) return Unauthenticated(verdict.status());
+  if (!verdict->verified()) {
+    return Unauthenticated(
+        absl::StrCat("certificate chain does not validate: ", verdict->rejection->reason,
+                     " (at depth ", verdict->rejection->depth, ")"));
+  }
+  if (verdict->path.size() < 2) {
+    return Unauthenticated("the leaf certificate is itself a bundle authority");
+  }
+  return VerifiedX509Svid{.id = *std::move(id), .chain = std::move(verdict->path)};
 }
 
 namespace {

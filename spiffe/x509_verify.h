@@ -1,13 +1,15 @@
 // Checking X509-SVIDs: authenticating a chain a peer presents (VerifyX509Svid, the verifier steps
 // of SPIFFE-FACTS §2) and loading an SVID we hold together with its key (ParseX509Svid, as the
-// Workload API delivers it). Stateless functions over immutable values: thread-safe, provided
-// the authorities source is.
+// Workload API delivers it). Also the bare RFC 5280 path validation under both
+// (VerifyChainToRoots), for callers that authenticate X.509 chains other than SVIDs. Stateless
+// functions over immutable values: thread-safe, provided the authorities source is.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -17,6 +19,38 @@
 #include "spiffe/key.h"
 
 namespace tessera::spiffe {
+
+// Why OpenSSL's path validation rejected a chain, for each caller to word its own message.
+struct ChainRejection {
+  // OpenSSL's X509_V_ERR_* code, e.g. X509_V_ERR_CERT_HAS_EXPIRED.
+  int error = 0;
+  // OpenSSL's text for `error`, e.g. "certificate has expired".
+  std::string reason;
+  // Which certificate of the path being built the error concerns: 0 is the leaf. OpenSSL checks
+  // validity periods from the anchor down, so when several certificates have expired this is
+  // the one nearest the anchor.
+  int depth = 0;
+};
+
+// The verdict of VerifyChainToRoots: exactly one of `path` (non-empty) and `rejection` is set.
+struct ChainVerification {
+  // Leaf first, ending with the root the path was validated to.
+  std::vector<Certificate> path;
+  std::optional<ChainRejection> rejection;
+
+  bool verified() const { return !rejection.has_value(); }
+};
+
+// RFC 5280 path validation (OpenSSL) of chain[0] at `now`, with chain[1..] as the untrusted
+// intermediates and every one of `roots` as a trust anchor, self-signed or not (like Go's x509
+// root pool: a root set may pin an intermediate). No purpose is set, so extKeyUsage is not
+// checked. A leaf that is itself one of `roots` verifies, with a path of one certificate.
+// A chain that does not validate is an OK status holding a rejection; a non-OK status means no
+// verdict was reached: InvalidArgument for an empty chain or a null certificate, Internal when
+// OpenSSL fails to allocate.
+absl::StatusOr<ChainVerification> VerifyChainToRoots(std::span<const Certificate> chain,
+                                                     std::span<const Certificate> roots,
+                                                     std::chrono::system_clock::time_point now);
 
 // The X.509 authorities (trust anchors) of ONE trust domain, or nullopt when no bundle for it is
 // known. Kept as a plain function so the verifier does not depend on the bundle classes.
@@ -36,11 +70,9 @@ struct VerifiedX509Svid {
 //     keyCertSign nor cRLSign;
 //  4. only the leaf's own trust domain's authorities are used (none: "no bundle for trust
 //     domain ..."); bundles of several trust domains are never pooled;
-//  5. RFC 5280 path validation (OpenSSL) with those authorities as anchors and the presented
-//     intermediates as the untrusted pool, at `now`. Every authority is an anchor, whether or
-//     not it is self-signed (like Go's x509 roots, which go-spiffe uses): a bundle may pin an
-//     intermediate. The leaf itself is never accepted as its own anchor. extKeyUsage is not
-//     enforced, as in go-spiffe.
+//  5. VerifyChainToRoots with those authorities as the roots (so every authority is an anchor,
+//     as with the Go roots go-spiffe uses, and extKeyUsage is not enforced, as in go-spiffe),
+//     except that the leaf itself is never accepted as its own anchor.
 // Authorization (which IDs are acceptable) is the caller's job. Every failure is
 // Unauthenticated, with a message naming the rule that failed.
 absl::StatusOr<VerifiedX509Svid> VerifyX509Svid(std::span<const Certificate> chain,

@@ -1,8 +1,12 @@
 #include "spiffe/x509_verify.h"
 
+#include <openssl/x509_vfy.h>
+
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -269,6 +273,84 @@ TEST_F(VerifyTest, EnforcesPathLenConstraint) {
   auto r = VerifyX509Svid(std::vector<Certificate>{leaf.cert, sub.cert},
                           Bundles({{"example.org", {pl0.cert}}}), TestNow());
   ExpectRejected(r, "path length constraint exceeded");
+}
+
+using ChainToRootsTest = VerifyTest;
+
+TEST_F(ChainToRootsTest, GoodChainReturnsPathLeafFirst) {
+  std::vector<Certificate> roots = {other_root_.cert, root_.cert};
+  ASSERT_OK_AND_ASSIGN(ChainVerification v,
+                       VerifyChainToRoots(std::vector{leaf_.cert, mid_.cert}, roots, TestNow()));
+  EXPECT_TRUE(v.verified());
+  EXPECT_EQ(v.rejection, std::nullopt);
+  EXPECT_THAT(v.path, ElementsAre(leaf_.cert, mid_.cert, root_.cert));
+  // A root that is not self-signed is an anchor too, and the path stops there.
+  ASSERT_OK_AND_ASSIGN(
+      v, VerifyChainToRoots(std::vector{leaf_.cert}, std::vector{mid_.cert}, TestNow()));
+  EXPECT_THAT(v.path, ElementsAre(leaf_.cert, mid_.cert));
+  // Unlike VerifyX509Svid, a leaf that is itself a root is accepted, alone.
+  ASSERT_OK_AND_ASSIGN(
+      v, VerifyChainToRoots(std::vector{leaf_.cert}, std::vector{leaf_.cert}, TestNow()));
+  EXPECT_THAT(v.path, ElementsAre(leaf_.cert));
+}
+
+TEST_F(ChainToRootsTest, UntrustedRootIsRejectedWhereTheIssuerIsMissing) {
+  ASSERT_OK_AND_ASSIGN(ChainVerification v,
+                       VerifyChainToRoots(std::vector{leaf_.cert, mid_.cert},
+                                          std::vector{other_root_.cert}, TestNow()));
+  EXPECT_FALSE(v.verified());
+  EXPECT_THAT(v.path, ::testing::IsEmpty());
+  ASSERT_TRUE(v.rejection.has_value());
+  EXPECT_EQ(v.rejection->error, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+  EXPECT_EQ(v.rejection->reason, "unable to get local issuer certificate");
+  EXPECT_EQ(v.rejection->depth, 1);  // the intermediate's issuer is unknown
+  // No roots at all: the same verdict, about the leaf when it comes alone.
+  ASSERT_OK_AND_ASSIGN(v, VerifyChainToRoots(std::vector{leaf_.cert}, {}, TestNow()));
+  ASSERT_TRUE(v.rejection.has_value());
+  EXPECT_EQ(v.rejection->error, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+  EXPECT_EQ(v.rejection->depth, 0);
+}
+
+TEST_F(ChainToRootsTest, ExpiryReportsTheDepthOfTheExpiredCertificate) {
+  std::vector<Certificate> chain = {leaf_.cert, mid_.cert};
+  std::vector<Certificate> roots = {root_.cert};
+  ASSERT_OK_AND_ASSIGN(ChainVerification v,
+                       VerifyChainToRoots(chain, roots, leaf_.cert.NotAfter() + seconds(1)));
+  ASSERT_TRUE(v.rejection.has_value());
+  EXPECT_EQ(v.rejection->error, X509_V_ERR_CERT_HAS_EXPIRED);
+  EXPECT_EQ(v.rejection->reason, "certificate has expired");
+  EXPECT_EQ(v.rejection->depth, 0);
+  // A leaf whose window has not begun, under a root whose window has.
+  ASSERT_OK_AND_ASSIGN(Certificate future, Craft({.san = "URI:spiffe://example.org/a",
+                                                  .not_before = TestNow() + hours(1),
+                                                  .not_after = TestNow() + hours(2)}));
+  ASSERT_OK_AND_ASSIGN(v, VerifyChainToRoots(std::vector{future}, roots, TestNow()));
+  ASSERT_TRUE(v.rejection.has_value());
+  EXPECT_EQ(v.rejection->error, X509_V_ERR_CERT_NOT_YET_VALID);
+  EXPECT_EQ(v.rejection->depth, 0);
+  // OpenSSL checks validity from the root down: once the intermediate has expired (the root has
+  // not), it is the one reported, though the leaf has expired too.
+  ASSERT_LT(mid_.cert.NotAfter(), root_.cert.NotAfter());
+  ASSERT_OK_AND_ASSIGN(v, VerifyChainToRoots(chain, roots, mid_.cert.NotAfter() + seconds(1)));
+  ASSERT_TRUE(v.rejection.has_value());
+  EXPECT_EQ(v.rejection->error, X509_V_ERR_CERT_HAS_EXPIRED);
+  EXPECT_EQ(v.rejection->depth, 1);
+}
+
+TEST_F(ChainToRootsTest, BadArgumentsAreNoVerdict) {
+  std::vector<Certificate> roots = {root_.cert};
+  auto empty = VerifyChainToRoots({}, roots, TestNow());
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(empty.status().message(), "verify chain: empty certificate chain");
+  auto null_cert =
+      VerifyChainToRoots(std::vector{leaf_.cert, Certificate::FromX509(nullptr)}, roots, TestNow());
+  ASSERT_FALSE(null_cert.ok());
+  EXPECT_EQ(null_cert.status().code(), absl::StatusCode::kInvalidArgument);
+  auto null_root = VerifyChainToRoots(std::vector{leaf_.cert},
+                                      std::vector{Certificate::FromX509(nullptr)}, TestNow());
+  ASSERT_FALSE(null_root.ok());
+  EXPECT_EQ(null_root.status().message(), "verify chain: null root");
 }
 
 TEST(ValidateLeafProfileTest, ReturnsIdOrInvalidArgument) {

@@ -1,6 +1,5 @@
 // The server half of x509pop: SPIRE's checks, in SPIRE's order, with SPIRE's codes and messages.
 #include <openssl/err.h>
-#include <openssl/x509_vfy.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +21,7 @@
 #include "common/strings.h"
 #include "spiffe/certificate.h"
 #include "spiffe/openssl.h"
+#include "spiffe/x509_verify.h"
 
 namespace tessera::attestors::x509pop {
 namespace {
@@ -33,16 +33,10 @@ constexpr int kMaxRsaBits = 8192;
 // SPIRE's default template, compared with its blanks removed.
 constexpr std::string_view kDefaultTemplate = "{{.PluginName}}/{{.Fingerprint}}";
 
-struct X509StackDeleter {
-  // The stack only borrows its certificates (Certificate objects own them).
-  void operator()(STACK_OF(X509) * stack) const { sk_X509_free(stack); }
-};
-using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackDeleter>;
-
-// Everything a conversation needs from the attestor. Immutable after construction; the
-// X509_STORE is only read during verification, which OpenSSL allows from many threads.
+// Everything a conversation needs from the attestor. Immutable after construction.
 struct Shared {
-  std::shared_ptr<X509_STORE> store;
+  // Every certificate of every configured bundle file: all trust anchors.
+  std::vector<Certificate> roots;
   size_t max_intermediates = 4;
   const Clock* clock = nullptr;
 };
@@ -102,43 +96,19 @@ absl::StatusOr<Certificate> ParseCertificate(std::string_view der) {
   return cert;
 }
 
-// Path validation with "any" extended key usage (no purpose is set, so OpenSSL checks no EKU),
-// every bundle certificate an anchor, at the clock's time. Returns the verified chain, leaf first.
-absl::StatusOr<std::vector<Certificate>> VerifyChain(X509_STORE* store,
+// Path validation with "any" extended key usage, every bundle certificate an anchor (as in Go's
+// root pool), at the clock's time. Returns the verified chain, leaf first.
+absl::StatusOr<std::vector<Certificate>> VerifyChain(const std::vector<Certificate>& roots,
                                                      const std::vector<Certificate>& chain,
                                                      Clock::TimePoint now) {
-  X509StackPtr untrusted(sk_X509_new_null());
-  spiffe::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
-  if (untrusted == nullptr || ctx == nullptr) {
-    return spiffe::OpenSslError("allocate verifier", absl::StatusCode::kInternal);
-  }
-  for (size_t i = 1; i < chain.size(); ++i) {
-    if (sk_X509_push(untrusted.get(), chain[i].get()) <= 0) {
-      return spiffe::OpenSslError("collect intermediates", absl::StatusCode::kInternal);
-    }
-  }
-  if (X509_STORE_CTX_init(ctx.get(), store, chain[0].get(), untrusted.get()) != 1) {
-    return spiffe::OpenSslError("initialise verifier", absl::StatusCode::kInternal);
-  }
-  X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
-  X509_VERIFY_PARAM_set_time(
-      param, std::chrono::system_clock::to_time_t(std::chrono::floor<std::chrono::seconds>(now)));
-  // Go treats every certificate of its root pool as an anchor, self-signed or not.
-  X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
-  if (X509_verify_cert(ctx.get()) != 1) {
-    int err = X509_STORE_CTX_get_error(ctx.get());
-    int depth = X509_STORE_CTX_get_error_depth(ctx.get());
-    ERR_clear_error();
+  ASSIGN_OR_RETURN(spiffe::ChainVerification verdict,
+                   spiffe::VerifyChainToRoots(chain, roots, now));
+  if (!verdict.verified()) {
     return absl::PermissionDeniedError(
-        absl::StrCat("certificate verification failed: ", X509_verify_cert_error_string(err),
-                     " (certificate at depth ", depth, ")"));
+        absl::StrCat("certificate verification failed: ", verdict.rejection->reason,
+                     " (certificate at depth ", verdict.rejection->depth, ")"));
   }
-  std::vector<Certificate> path;
-  STACK_OF(X509)* verified = X509_STORE_CTX_get0_chain(ctx.get());
-  for (int i = 0; i < sk_X509_num(verified); ++i) {
-    path.push_back(Certificate::FromX509(sk_X509_value(verified, i)));
-  }
-  return path;
+  return std::move(verdict.path);
 }
 
 // "san:<key>:<value>" for a URI SAN x509pop://<trust domain>/<key>/<value>, nullopt for any
@@ -234,7 +204,7 @@ class Attestation final : public ServerNodeAttestation {
                          absl::StrCat("unable to parse leaf certificate: ", _.message())));
 
     ASSIGN_OR_RETURN(std::vector<Certificate> path,
-                     VerifyChain(shared_->store.get(), chain, shared_->clock->Now()));
+                     VerifyChain(shared_->roots, chain, shared_->clock->Now()));
 
     ASSIGN_OR_RETURN(
         challenge_, GenerateChallenge(chain[0]),
@@ -330,21 +300,12 @@ absl::StatusOr<std::unique_ptr<ServerNodeAttestor>> NewServerAttestor(const Serv
   if (config.ca_bundle_paths.empty()) {
     return absl::InvalidArgumentError("x509pop: ca_bundle_paths is required");
   }
-  std::shared_ptr<X509_STORE> store(X509_STORE_new(), X509_STORE_free);
-  if (store == nullptr) return spiffe::OpenSslError("x509pop: allocate trust store");
+  auto shared = std::make_shared<Shared>();
   for (const std::string& path : config.ca_bundle_paths) {
     ASSIGN_OR_RETURN(std::vector<Certificate> certs, LoadBundle(path));
-    for (const Certificate& cert : certs) {
-      // Takes its own reference. The same anchor in two files is an error in old OpenSSL
-      // versions only; 3.0 ignores it.
-      if (X509_STORE_add_cert(store.get(), cert.get()) != 1) {
-        return spiffe::OpenSslError(absl::StrCat("x509pop: add CA from ", path),
-                                    absl::StatusCode::kInternal);
-      }
-    }
+    // The same anchor in two files is harmless: verification ignores the duplicate.
+    shared->roots.insert(shared->roots.end(), certs.begin(), certs.end());
   }
-  auto shared = std::make_shared<Shared>();
-  shared->store = std::move(store);
   shared->max_intermediates = static_cast<size_t>(config.max_intermediates);
   shared->clock = &clock;
   return std::make_unique<Attestor>(std::move(shared));
