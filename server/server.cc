@@ -93,6 +93,7 @@ absl::Status Server::Init() {
   }
   ASSIGN_OR_RETURN(datastore_, SqliteDataStore::Open(config_.datastore.sqlite_path, clock_));
   RETURN_IF_ERROR(InitCa());
+  RefreshOwnSequence();
   RETURN_IF_ERROR(InitIndex());
   roles_ = std::make_unique<RegistryCallerRoles>(*datastore_);
   authorizer_ = std::make_unique<Authorizer>(
@@ -105,7 +106,7 @@ absl::Status Server::Init() {
                                                      .notifier = this,
                                                      .clock = &clock_,
                                                      .ca = ca_.get()},
-                                         config_);
+                                         config_, [this] { return own_sequence_.load(); });
   RETURN_IF_ERROR(services_->Init());
   RETURN_IF_ERROR(InitTls());
   RETURN_IF_ERROR(InitGrpc());
@@ -240,8 +241,18 @@ void Server::EntriesChanged(const EntryIndex::AffectedAgents& agents) {
   if (services_) services_->notifier().EntriesChanged(agents);
 }
 
+void Server::RefreshOwnSequence() {
+  auto stored = datastore_->FetchBundle(config_.trust_domain);
+  if (!stored.ok()) {
+    spdlog::warn("server: read own bundle: {}", AsStd(stored.status().message()));
+  } else if (stored->has_value()) {
+    own_sequence_ = (*stored)->sequence_number();
+  }
+}
+
 void Server::BundleChanged() {
   roots_stale_ = true;
+  RefreshOwnSequence();
   if (services_) services_->notifier().BundleChanged();
 }
 

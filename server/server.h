@@ -86,6 +86,7 @@ class Server final : private ChangeNotifier {
   // Issues a server SVID and publishes it with the current roots.
   absl::Status PublishTls(bool new_svid);
 
+  void RefreshOwnSequence();
   void Loop(std::stop_token stop);
   void Tick();
 
@@ -113,6 +114,8 @@ class Server final : private ChangeNotifier {
   Clock::TimePoint next_token_prune_{};
 
   std::atomic<bool> roots_stale_ = false;
+  // The stored own bundle's sequence number, refreshed on every bundle change (push messages).
+  std::atomic<uint64_t> own_sequence_ = 0;
   std::atomic<int64_t> last_tick_unix_ = 0;
   std::atomic<bool> serving_ = false;
 

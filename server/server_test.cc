@@ -22,6 +22,7 @@
 #include "spire/api/server/agent/v1/agent.grpc.pb.h"
 #include "spire/api/server/bundle/v1/bundle.grpc.pb.h"
 #include "spire/api/server/entry/v1/entry.grpc.pb.h"
+#include "tessera/server/v1/notify.grpc.pb.h"
 
 namespace tessera::server {
 namespace {
@@ -79,6 +80,23 @@ class ServerTest : public ::testing::Test {
     grpc::Status s = bundlev1::Bundle::NewStub(channel)->GetBundle(&ctx, {}, &out);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return out;
+  }
+
+  // spiffe://example.org/web under `parent_path`, selector unix:uid:1000, over the admin socket.
+  void CreateWebEntry(const std::string& parent_path) {
+    entryv1::BatchCreateEntryRequest req;
+    types::Entry* e = req.add_entries();
+    e->mutable_spiffe_id()->set_trust_domain("example.org");
+    e->mutable_spiffe_id()->set_path("/web");
+    e->mutable_parent_id()->set_trust_domain("example.org");
+    e->mutable_parent_id()->set_path(parent_path);
+    auto* sel = e->add_selectors();
+    sel->set_type("unix");
+    sel->set_value("uid:1000");
+    grpc::ClientContext ctx;
+    entryv1::BatchCreateEntryResponse resp;
+    ASSERT_TRUE(entryv1::Entry::NewStub(Admin())->BatchCreateEntry(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.results(0).status().code(), 0) << resp.results(0).status().message();
   }
 
   // The trust bundle as a client bootstraps it (from the admin socket here).
@@ -198,21 +216,7 @@ TEST_F(ServerTest, HealthEndpointReportsLiveAndReady) {
 TEST_F(ServerTest, RestartKeepsCaBundleAndEntries) {
   StartServer();
   types::Bundle before = GetBundle(Admin());
-  {
-    entryv1::BatchCreateEntryRequest req;
-    types::Entry* e = req.add_entries();
-    e->mutable_spiffe_id()->set_trust_domain("example.org");
-    e->mutable_spiffe_id()->set_path("/web");
-    e->mutable_parent_id()->set_trust_domain("example.org");
-    e->mutable_parent_id()->set_path("/spire/agent/join_token/t");
-    auto* sel = e->add_selectors();
-    sel->set_type("unix");
-    sel->set_value("uid:1000");
-    grpc::ClientContext ctx;
-    entryv1::BatchCreateEntryResponse resp;
-    ASSERT_TRUE(entryv1::Entry::NewStub(Admin())->BatchCreateEntry(&ctx, req, &resp).ok());
-    ASSERT_EQ(resp.results(0).status().code(), 0) << resp.results(0).status().message();
-  }
+  CreateWebEntry("/spire/agent/join_token/t");
   server_->Shutdown();
   EXPECT_FALSE(fs::exists(Config().socket_path));
   server_.reset();
@@ -318,6 +322,37 @@ TEST_F(ServerTest, X509PopAgentAttestsWithItsNodeCertificate) {
   // join_token is not enabled here.
   EXPECT_EQ(Attest("join_token", "whatever").status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ServerTest, EntryCreatedForAnAgentIsPushedToItsWatchStream) {
+  tweak_ = [](ServerConfig& c) { c.join_token_enabled = true; };
+  StartServer();
+  agentv1::CreateJoinTokenRequest token_req;
+  token_req.set_ttl(600);
+  grpc::ClientContext token_ctx;
+  types::JoinToken token;
+  ASSERT_TRUE(
+      agentv1::Agent::NewStub(Admin())->CreateJoinToken(&token_ctx, token_req, &token).ok());
+  auto agent = Attest("join_token", token.value());
+  ASSERT_TRUE(agent.ok()) << agent.status();
+
+  grpc::ClientContext watch_ctx;
+  watch_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto watch = ::tessera::server::v1::Notifier::NewStub(Tls(*agent))->Watch(&watch_ctx, {});
+  ::tessera::server::v1::Notification first;
+  ASSERT_TRUE(watch->Read(&first));
+  EXPECT_TRUE(first.entries_changed());
+  EXPECT_TRUE(first.bundle_changed());
+  EXPECT_GE(first.bundle_sequence_number(), 1u);
+
+  CreateWebEntry("/spire/agent/join_token/" + token.value());
+
+  ::tessera::server::v1::Notification pushed;
+  ASSERT_TRUE(watch->Read(&pushed));
+  EXPECT_TRUE(pushed.entries_changed());
+  EXPECT_FALSE(pushed.bundle_changed());
+  EXPECT_GT(pushed.revision(), first.revision());
+  watch_ctx.TryCancel();
 }
 
 }  // namespace

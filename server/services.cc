@@ -5,21 +5,12 @@
 #include "common/status.h"
 
 namespace tessera::server {
-namespace {
 
-// Until the push service is wired, changes are not announced (agents poll).
-class NoNotifier final : public ChangeNotifier {
- public:
-  void EntriesChanged(const EntryIndex::AffectedAgents&) override {}
-  void BundleChanged() override {}
-};
-
-NoNotifier no_notifier;
-
-}  // namespace
-
-Services::Services(ServiceDeps deps, const ServerConfig& config)
-    : deps_(std::move(deps)), config_(config) {}
+Services::Services(ServiceDeps deps, const ServerConfig& config,
+                   std::function<uint64_t()> bundle_sequence)
+    : deps_(std::move(deps)),
+      config_(config),
+      push_(std::make_unique<PushService>(*deps_.authorizer, std::move(bundle_sequence))) {}
 
 Services::~Services() = default;
 
@@ -54,10 +45,11 @@ void Services::Register(grpc::ServerBuilder& builder) {
   builder.RegisterService(bundle_.get());
   builder.RegisterService(agent_.get());
   builder.RegisterService(svid_.get());
+  builder.RegisterService(push_.get());
 }
 
-void Services::BeginShutdown() {}
+void Services::BeginShutdown() { push_->Shutdown(); }
 
-ChangeNotifier& Services::notifier() { return no_notifier; }
+ChangeNotifier& Services::notifier() { return *push_; }
 
 }  // namespace tessera::server

@@ -6,6 +6,8 @@
 // BeginShutdown are called by the owner, in that order.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -15,6 +17,7 @@
 #include "server/api/agent_service.h"
 #include "server/api/bundle_service.h"
 #include "server/api/entry_service.h"
+#include "server/api/push_service.h"
 #include "server/api/service_deps.h"
 #include "server/api/svid_service.h"
 #include "server/config.h"
@@ -23,7 +26,10 @@ namespace tessera::server {
 
 class Services {
  public:
-  Services(ServiceDeps deps, const ServerConfig& config);
+  // `deps.notifier` receives the services' announcements; the owner forwards them to notifier()
+  // (the push service). `bundle_sequence` is the own bundle's current sequence number, for push
+  // notifications.
+  Services(ServiceDeps deps, const ServerConfig& config, std::function<uint64_t()> bundle_sequence);
   ~Services();
 
   // Builds what can fail (node attestors reading their CA bundles).
@@ -38,6 +44,8 @@ class Services {
   ServiceDeps deps_;
   const ServerConfig& config_;
   std::vector<std::unique_ptr<attestors::ServerNodeAttestor>> node_attestors_;
+  // First: the other services announce through it, and it must outlive their calls.
+  std::unique_ptr<PushService> push_;
   std::unique_ptr<EntryService> entry_;
   std::unique_ptr<BundleService> bundle_;
   std::unique_ptr<AgentService> agent_;

@@ -39,8 +39,6 @@ absl::Status InvalidAgentId(absl::string_view reason) {
   return absl::InvalidArgumentError(absl::StrCat("invalid agent ID: ", reason));
 }
 
-std::string QuoteText(std::string_view text) { return absl::StrCat("\"", AsAbsl(text), "\""); }
-
 // The ID a request names, parsed with SPIRE's messages up to the namespace check.
 absl::StatusOr<spiffe::SpiffeId> RequestId(bool present, const types::SPIFFEID& proto) {
   if (!present) return InvalidAgentId("request must specify SPIFFE ID");
@@ -53,10 +51,6 @@ absl::StatusOr<spiffe::SpiffeId> RequestId(bool present, const types::SPIFFEID& 
 absl::StatusOr<spiffe::SpiffeId> AgentIdFromRequest(bool present, const types::SPIFFEID& proto,
                                                     const spiffe::TrustDomain& td) {
   ASSIGN_OR_RETURN(spiffe::SpiffeId id, RequestId(present, proto));
-  if (id.MemberOf(td) && id.IsTrustDomainId()) {
-    return InvalidAgentId(absl::StrCat(QuoteText(id.str()), " is not an agent in trust domain ",
-                                       QuoteText(td.name()), "; path is empty"));
-  }
   if (absl::Status valid = ValidateAgentId(id, td); !valid.ok()) {
     return InvalidAgentId(valid.message());
   }
@@ -67,10 +61,6 @@ absl::StatusOr<spiffe::SpiffeId> AgentIdFromRequest(bool present, const types::S
 absl::StatusOr<spiffe::SpiffeId> WorkloadIdFromRequest(const types::SPIFFEID& proto,
                                                        const spiffe::TrustDomain& td) {
   ASSIGN_OR_RETURN(spiffe::SpiffeId id, RequestId(true, proto));
-  if (id.MemberOf(td) && id.IsTrustDomainId()) {
-    return InvalidAgentId(absl::StrCat(QuoteText(id.str()), " is not a workload in trust domain ",
-                                       QuoteText(td.name()), "; path is empty"));
-  }
   if (absl::Status valid = ValidateWorkloadId(id, td); !valid.ok()) {
     return InvalidAgentId(valid.message());
   }

@@ -171,9 +171,9 @@ TEST_F(FederatedBundleTest, CreateReportsEachItemInOrderAndWritesOnlyValidOnes) 
   ExpectStatus(resp.results(4).status(), grpc::StatusCode::ALREADY_EXISTS, "bundle already exists");
   EXPECT_EQ(resp.results(5).status().code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(resp.results(5).status().message(),
-              StartsWith("failed to convert bundle: failed to parse X.509 authority"));
+              StartsWith("failed to convert bundle: unable to parse X.509 authority: "));
   ExpectStatus(resp.results(6).status(), grpc::StatusCode::INVALID_ARGUMENT,
-               "failed to convert bundle: missing key ID");
+               "failed to convert bundle: unable to parse JWT authority: missing key ID");
   ExpectStatus(resp.results(7).status(), grpc::StatusCode::OK, "OK");
   const types::Bundle& d = resp.results(7).bundle();
   EXPECT_EQ(d.trust_domain(), "d.org");
@@ -324,7 +324,7 @@ TEST_F(FederatedBundleTest, UpdateFailuresWriteNothing) {
                "updating a federated bundle for the server's own trust domain is not allowed");
   EXPECT_EQ(resp.results(2).status().code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(resp.results(2).status().message(),
-              StartsWith("failed to convert bundle: failed to parse X.509 authority"));
+              StartsWith("failed to convert bundle: unable to parse X.509 authority: "));
   ExpectStatus(resp.results(3).status(), grpc::StatusCode::INVALID_ARGUMENT, kMissingTd);
   for (const auto& result : resp.results()) EXPECT_FALSE(result.has_bundle());
 
@@ -363,7 +363,7 @@ TEST_F(FederatedBundleTest, SetCreatesOrReplacesAndRefusesOwnAndInvalid) {
                "setting a federated bundle for the server's own trust domain is not allowed");
   EXPECT_EQ(resp.results(3).status().code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(resp.results(3).status().message(),
-              StartsWith("failed to convert bundle: failed to parse X.509 authority"));
+              StartsWith("failed to convert bundle: unable to parse X.509 authority: "));
   ExpectStatus(resp.results(4).status(), grpc::StatusCode::INVALID_ARGUMENT, kInvalidTdChars);
   for (int i = 2; i < 5; ++i) EXPECT_FALSE(resp.results(i).has_bundle()) << i;
 

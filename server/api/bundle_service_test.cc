@@ -151,11 +151,21 @@ TEST_F(BundleServiceTest, AppendRejectsEmptyAndBadInput) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("failed to convert authorities"));
 
+  bundlev1::AppendBundleRequest bad_key;
+  bad_key.add_jwt_authorities()->set_public_key("key");
+  bad_key.mutable_jwt_authorities(0)->set_key_id("k1");
+  s = Append(bad_key, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(),
+              StartsWith("failed to convert authorities: unable to parse JWT authority: "));
+
   bundlev1::AppendBundleRequest no_kid;
-  no_kid.add_jwt_authorities()->set_public_key("key");
+  no_kid.add_jwt_authorities()->set_public_key(
+      spiffe::PrivateKey::Generate(spiffe::KeyType::kEcP256)->public_key().ToDer().value());
   s = Append(no_kid, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(s.error_message(), "failed to convert authorities: missing key ID");
+  EXPECT_EQ(s.error_message(),
+            "failed to convert authorities: unable to parse JWT authority: missing key ID");
   EXPECT_EQ(notifier_.bundle_changes(), 0);
 
   ASSERT_TRUE(Get(nullptr, &out).ok());

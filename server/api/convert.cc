@@ -1,11 +1,16 @@
 #include "server/api/convert.h"
 
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "common/text.h"
 
 namespace tessera::server {
 namespace {
@@ -14,34 +19,55 @@ absl::Status Invalid(std::string_view context, const absl::Status& status) {
   return absl::InvalidArgumentError(absl::StrCat(AsAbsl(context), ": ", status.message()));
 }
 
-// A DNS name as an entry may carry: dot-separated labels of letters, digits and hyphens (a
-// leading "*." wildcard label allowed), each 1..63 bytes, not starting or ending with '-', at
-// most 253 bytes in all.
+constexpr size_t kMaxHintLength = 1024;
+constexpr size_t kMaxDnsName = 253;
+constexpr size_t kMaxDnsLabel = 63;
+
+absl::Status BadDnsName(std::string_view name, std::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(Quoted(name), " ", AsAbsl(why)));
+}
+
+// SPIRE's "<id> is not <what> in trust domain <td>; <why>".
+absl::Status NotIn(const spiffe::SpiffeId& id, std::string_view what, const spiffe::TrustDomain& td,
+                   std::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("\"", id.str(), "\" is not ", AsAbsl(what),
+                                                 " in trust domain \"", td.name(), "\"; ",
+                                                 AsAbsl(why)));
+}
+
+absl::Status NotMember(const spiffe::SpiffeId& id, const spiffe::TrustDomain& td) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("\"", id.str(), "\" is not a member of trust domain \"", td.name(), "\""));
+}
+
+}  // namespace
+
 absl::Status ValidateDnsName(std::string_view name) {
-  if (name.empty() || name.size() > 253) return absl::InvalidArgumentError("invalid DNS name");
+  if (name.empty()) return absl::InvalidArgumentError("empty DNS name");
+  if (name.size() > kMaxDnsName) {
+    return BadDnsName(name, absl::StrCat("is longer than ", kMaxDnsName, " bytes"));
+  }
   std::string_view rest = name;
   if (rest.starts_with("*.")) rest.remove_prefix(2);
   while (true) {
-    size_t dot = rest.find('.');
-    std::string_view label = rest.substr(0, dot);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
-      return absl::InvalidArgumentError(absl::StrCat("invalid DNS name \"", AsAbsl(name), "\""));
+    const size_t dot = rest.find('.');
+    const std::string_view label = rest.substr(0, dot);
+    if (label.empty()) return BadDnsName(name, "has an empty label");
+    if (label.size() > kMaxDnsLabel) {
+      return BadDnsName(name, absl::StrCat("has a label longer than ", kMaxDnsLabel, " bytes"));
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      return BadDnsName(name, "has a label that starts or ends with '-'");
     }
     for (char c : label) {
-      bool ok =
-          (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-      if (!ok) {
-        return absl::InvalidArgumentError(absl::StrCat("invalid DNS name \"", AsAbsl(name), "\""));
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') {
+        return BadDnsName(name, "has a label with a character other than a letter, digit or '-'");
       }
     }
     if (dot == std::string_view::npos) return absl::OkStatus();
     rest.remove_prefix(dot + 1);
   }
 }
-
-constexpr size_t kMaxHintLength = 1024;
-
-}  // namespace
 
 absl::StatusOr<spiffe::SpiffeId> IdFromProto(const types::SPIFFEID& id) {
   ASSIGN_OR_RETURN(spiffe::TrustDomain td, spiffe::TrustDomain::Parse(id.trust_domain()));
@@ -56,31 +82,20 @@ types::SPIFFEID IdToProto(const spiffe::SpiffeId& id) {
 }
 
 absl::Status ValidateWorkloadId(const spiffe::SpiffeId& id, const spiffe::TrustDomain& td) {
-  if (!id.MemberOf(td)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", id.str(), "\" is not a member of trust domain \"", td.name(), "\""));
-  }
-  if (id.IsTrustDomainId()) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", id.str(), "\" has an empty path"));
-  }
+  if (!id.MemberOf(td)) return NotMember(id, td);
+  if (id.IsTrustDomainId()) return NotIn(id, "a workload", td, "path is empty");
   std::string_view path = id.path();
   if (path == "/spire" || path.starts_with("/spire/")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", id.str(), "\" is not a workload in trust domain \"", td.name(),
-                     "\"; path is in the reserved namespace"));
+    return NotIn(id, "a workload", td, "path is in the reserved namespace");
   }
   return absl::OkStatus();
 }
 
 absl::Status ValidateAgentId(const spiffe::SpiffeId& id, const spiffe::TrustDomain& td) {
-  if (!id.MemberOf(td)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", id.str(), "\" is not a member of trust domain \"", td.name(), "\""));
-  }
+  if (!id.MemberOf(td)) return NotMember(id, td);
+  if (id.IsTrustDomainId()) return NotIn(id, "an agent", td, "path is empty");
   if (!id.path().starts_with("/spire/agent/")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", id.str(), "\" is not an agent in trust domain \"", td.name(),
-                     "\"; path is not in the agent namespace"));
+    return NotIn(id, "an agent", td, "path is not in the agent namespace");
   }
   return absl::OkStatus();
 }
@@ -91,8 +106,23 @@ absl::StatusOr<spiffe::SelectorSet> SelectorsFromProto(
   std::vector<spiffe::Selector> out;
   out.reserve(selectors.size());
   for (const types::Selector& s : selectors) {
-    ASSIGN_OR_RETURN(spiffe::Selector selector, spiffe::Selector::Create(s.type(), s.value()));
-    out.push_back(std::move(selector));
+    // SPIRE's own checks, in its order and words.
+    if (s.type().empty()) return absl::InvalidArgumentError("missing selector type");
+    if (s.type().find(':') != std::string::npos) {
+      return absl::InvalidArgumentError("selector type contains ':'");
+    }
+    if (s.value().empty()) return absl::InvalidArgumentError("missing selector value");
+    absl::StatusOr<spiffe::Selector> selector = spiffe::Selector::Create(s.type(), s.value());
+    if (!selector.ok()) {
+      // Our library's further limits; its message starts by quoting the selector, which SPIRE's
+      // messages never do.
+      std::string_view message = AsStd(selector.status().message());
+      const std::string prefix = absl::StrCat(
+          "invalid selector ", Quoted(absl::StrCat(s.type(), ":", s.value()), 128), ": ");
+      if (message.starts_with(prefix)) message.remove_prefix(prefix.size());
+      return absl::InvalidArgumentError(AsAbsl(message));
+    }
+    out.push_back(*std::move(selector));
   }
   return spiffe::SelectorSet(std::move(out));
 }
@@ -144,7 +174,9 @@ absl::StatusOr<Entry> EntryFromProto(const types::Entry& in, const spiffe::Trust
   entry.x509_svid_ttl = in.x509_svid_ttl();
   entry.jwt_svid_ttl = in.jwt_svid_ttl();
   for (const std::string& name : in.dns_names()) {
-    if (absl::Status s = ValidateDnsName(name); !s.ok()) return Invalid(kContext, s);
+    if (absl::Status s = ValidateDnsName(name); !s.ok()) {
+      return Invalid(kContext, Annotate(s, "invalid DNS name"));
+    }
     entry.dns_names.push_back(name);
   }
   for (const std::string& td_text : in.federates_with()) {
@@ -159,6 +191,10 @@ absl::StatusOr<Entry> EntryFromProto(const types::Entry& in, const spiffe::Trust
   entry.expires_at = in.expires_at();
   entry.revision_number = in.revision_number();
   entry.created_at = in.created_at();
+  if (in.has_additional_attributes()) {
+    entry.jwt_svid_include_jti = in.additional_attributes().jwt_svid_include_jti();
+    entry.disable_x509_svid_prefetch = in.additional_attributes().disable_x509_svid_prefetch();
+  }
   return entry;
 }
 
@@ -183,7 +219,29 @@ types::Entry EntryToProto(const Entry& entry, const types::EntryMask* mask) {
   if (!mask || mask->jwt_svid_ttl()) out.set_jwt_svid_ttl(entry.jwt_svid_ttl);
   if (!mask || mask->hint()) out.set_hint(entry.hint);
   if (!mask || mask->created_at()) out.set_created_at(entry.created_at);
+  if (!mask || mask->additional_attributes()) {
+    types::Entry::AdditionalAttributes* attributes = out.mutable_additional_attributes();
+    attributes->set_jwt_svid_include_jti(entry.jwt_svid_include_jti);
+    attributes->set_disable_x509_svid_prefetch(entry.disable_x509_svid_prefetch);
+  }
   return out;
+}
+
+EntryMask EntryMaskFromProto(const types::EntryMask* mask) {
+  if (mask == nullptr) return EntryMask::All();
+  return EntryMask{.spiffe_id = mask->spiffe_id(),
+                   .parent_id = mask->parent_id(),
+                   .selectors = mask->selectors(),
+                   .x509_svid_ttl = mask->x509_svid_ttl(),
+                   .jwt_svid_ttl = mask->jwt_svid_ttl(),
+                   .dns_names = mask->dns_names(),
+                   .federates_with = mask->federates_with(),
+                   .admin = mask->admin(),
+                   .downstream = mask->downstream(),
+                   .store_svid = mask->store_svid(),
+                   .hint = mask->hint(),
+                   .expires_at = mask->expires_at(),
+                   .additional_attributes = mask->additional_attributes()};
 }
 
 types::Agent NodeToProto(const AttestedNode& node, const types::AgentMask* mask) {
@@ -203,17 +261,21 @@ absl::StatusOr<spiffe::Bundle> BundleFromProto(const types::Bundle& in, JwtKeyEx
   ASSIGN_OR_RETURN(spiffe::TrustDomain td, spiffe::TrustDomain::FromIdOrName(in.trust_domain()),
                    Annotate(_, "invalid trust domain"));
   spiffe::Bundle bundle(td);
+  constexpr std::string_view kX509Context = "unable to parse X.509 authority";
+  constexpr std::string_view kJwtContext = "unable to parse JWT authority";
   for (const types::X509Certificate& cert : in.x509_authorities()) {
     // Like Go's ParseCertificates, one element may hold several concatenated certificates.
     ASSIGN_OR_RETURN(std::vector<spiffe::Certificate> certs, spiffe::ParseDerChain(cert.asn1()),
-                     Annotate(_, "failed to parse X.509 authority"));
+                     Annotate(_, kX509Context));
     for (const spiffe::Certificate& c : certs) bundle.AddX509Authority(c);
   }
   for (const types::JWTKey& key : in.jwt_authorities()) {
-    if (key.key_id().empty()) return absl::InvalidArgumentError("missing key ID");
-    ASSIGN_OR_RETURN(
-        spiffe::PublicKey public_key, spiffe::PublicKey::FromDer(key.public_key()),
-        Annotate(_, absl::StrCat("failed to parse JWT authority \"", key.key_id(), "\"")));
+    // SPIRE parses the key before it looks at the key ID.
+    ASSIGN_OR_RETURN(spiffe::PublicKey public_key, spiffe::PublicKey::FromDer(key.public_key()),
+                     Annotate(_, kJwtContext));
+    if (key.key_id().empty()) {
+      return Invalid(kJwtContext, absl::InvalidArgumentError("missing key ID"));
+    }
     RETURN_IF_ERROR(bundle.AddJwtAuthority(key.key_id(), std::move(public_key)));
     if (expiry != nullptr) (*expiry)[key.key_id()] = key.expires_at();
   }

@@ -40,22 +40,6 @@ const types::EntryMask* MaskOrNull(bool present, const types::EntryMask& mask) {
   return present ? &mask : nullptr;
 }
 
-EntryMask ToStoreMask(const types::EntryMask* mask) {
-  if (mask == nullptr) return EntryMask::All();
-  return EntryMask{.spiffe_id = mask->spiffe_id(),
-                   .parent_id = mask->parent_id(),
-                   .selectors = mask->selectors(),
-                   .x509_svid_ttl = mask->x509_svid_ttl(),
-                   .jwt_svid_ttl = mask->jwt_svid_ttl(),
-                   .dns_names = mask->dns_names(),
-                   .federates_with = mask->federates_with(),
-                   .admin = mask->admin(),
-                   .downstream = mask->downstream(),
-                   .store_svid = mask->store_svid(),
-                   .hint = mask->hint(),
-                   .expires_at = mask->expires_at()};
-}
-
 // The stored entry with the masked fields replaced by the client's, so that validation sees a
 // complete entry whose unmasked fields are the (already valid) stored ones.
 types::Entry Merge(const types::Entry& stored, const types::Entry& in, const EntryMask& mask) {
@@ -84,6 +68,14 @@ types::Entry Merge(const types::Entry& stored, const types::Entry& in, const Ent
   if (mask.store_svid) out.set_store_svid(in.store_svid());
   if (mask.hint) out.set_hint(in.hint());
   if (mask.expires_at) out.set_expires_at(in.expires_at());
+  if (mask.additional_attributes) {
+    // One bit for both flags, as in SPIRE: an absent message clears them.
+    if (in.has_additional_attributes()) {
+      *out.mutable_additional_attributes() = in.additional_attributes();
+    } else {
+      out.clear_additional_attributes();
+    }
+  }
   return out;
 }
 
@@ -236,7 +228,7 @@ absl::StatusOr<Entry> EntryService::UpdateOne(const types::Entry& in,
   absl::StatusOr<std::optional<Entry>> stored = deps_.datastore->FetchEntry(in.id());
   if (!stored.ok()) return Wrap("failed to fetch entry", stored.status());
   if (!stored->has_value()) return absl::NotFoundError("failed to update entry: entry not found");
-  EntryMask mask = ToStoreMask(input_mask);
+  EntryMask mask = EntryMaskFromProto(input_mask);
   ASSIGN_OR_RETURN(Entry entry,
                    EntryFromProto(Merge(EntryToProto(**stored), in, mask), deps_.trust_domain));
   absl::StatusOr<Entry> updated = deps_.datastore->UpdateEntry(entry, mask);

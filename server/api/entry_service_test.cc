@@ -278,15 +278,13 @@ TEST_F(EntryServiceTest, CreateBadEntriesAreRejectedPerItemAndNothingIsWritten) 
   cases.push_back(
       {"selector type with colon",
        with(good, [](types::Entry& e) { e.mutable_selectors(0)->set_type("unix:uid"); }), kInvalid,
-       "failed to convert entry: invalid selector \"unix:uid:uid:2\": selector type contains ':'"});
+       "failed to convert entry: selector type contains ':'"});
   cases.push_back({"selector without type",
                    with(good, [](types::Entry& e) { e.mutable_selectors(0)->set_type(""); }),
-                   kInvalid,
-                   "failed to convert entry: invalid selector \":uid:2\": missing selector type"});
+                   kInvalid, "failed to convert entry: missing selector type"});
   cases.push_back({"selector without value",
                    with(good, [](types::Entry& e) { e.mutable_selectors(0)->set_value(""); }),
-                   kInvalid,
-                   "failed to convert entry: invalid selector \"unix:\": missing selector value"});
+                   kInvalid, "failed to convert entry: missing selector value"});
   cases.push_back({"negative x509 ttl",
                    with(good, [](types::Entry& e) { e.set_x509_svid_ttl(-1); }), kInvalid,
                    "failed to convert entry: x509_svid_ttl must not be negative"});

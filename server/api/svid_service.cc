@@ -13,13 +13,13 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "server/api/convert.h"
 #include "server/api/grpc_status.h"
 #include "server/api/svid_service_internal.h"
+#include "server/datastore/datastore.h"
 #include "spiffe/openssl.h"
 
 namespace tessera::server {
@@ -27,11 +27,8 @@ namespace tessera::server {
 namespace svid_internal {
 namespace {
 
-// spiffe::ParseCsr decodes, then checks the proof of possession, then reads the extensions; this
-// is how it words the one failure SPIRE reports apart from "malformed CSR".
-constexpr std::string_view kBadSignature = "signature does not verify";
 constexpr std::string_view kParsePrefix = "parse CSR: ";
-// What makes spiffe::ParseCsr read its input as PEM.
+// What makes spiffe::ParseCsrUnverified read its input as PEM.
 constexpr std::string_view kPemMarker = "-----BEGIN";
 
 }  // namespace
@@ -41,13 +38,20 @@ absl::StatusOr<spiffe::ParsedCsr> VerifyCsr(std::string_view der,
   if (der.find(kPemMarker) != std::string_view::npos) {
     return absl::InvalidArgumentError("malformed CSR: PEM is not accepted, only DER");
   }
-  absl::StatusOr<spiffe::ParsedCsr> parsed = spiffe::ParseCsr(der);
-  if (parsed.ok()) return parsed;
-  std::string_view message = AsStd(parsed.status().message());
-  if (message.starts_with(kParsePrefix)) message.remove_prefix(kParsePrefix.size());
-  bool bad_signature = absl::StrContains(AsAbsl(message), AsAbsl(kBadSignature));
-  return absl::InvalidArgumentError(absl::StrCat(
-      bad_signature ? AsAbsl(signature_context) : "malformed CSR", ": ", AsAbsl(message)));
+  // Decoded first, then the proof of possession, as SPIRE (Go) does: a request that is both
+  // malformed and badly signed is "malformed".
+  absl::StatusOr<spiffe::UnverifiedCsr> unverified = spiffe::ParseCsrUnverified(der);
+  if (!unverified.ok()) {
+    std::string_view message = AsStd(unverified.status().message());
+    if (message.starts_with(kParsePrefix)) message.remove_prefix(kParsePrefix.size());
+    return absl::InvalidArgumentError(absl::StrCat("malformed CSR: ", AsAbsl(message)));
+  }
+  absl::StatusOr<spiffe::ParsedCsr> verified = spiffe::VerifyCsrSignature(*std::move(unverified));
+  if (!verified.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(AsAbsl(signature_context), ": signature does not verify"));
+  }
+  return verified;
 }
 
 absl::StatusOr<spiffe::DistinguishedName> CsrSubject(std::string_view der) {
@@ -108,7 +112,8 @@ void X509SvidToProto(const spiffe::SpiffeId& id, const ca::SignedX509Svid& svid,
 
 absl::StatusOr<types::JWTSVID> MintJwtSvid(
     const ServiceDeps& deps, const spiffe::SpiffeId& id,
-    const google::protobuf::RepeatedPtrField<std::string>& audience, int32_t ttl) {
+    const google::protobuf::RepeatedPtrField<std::string>& audience, int32_t ttl,
+    const nlohmann::json& extra_claims) {
   RETURN_IF_ERROR(Annotate(ValidateWorkloadId(id, deps.trust_domain), "invalid SPIFFE ID"));
   if (audience.empty()) return absl::InvalidArgumentError("at least one audience is required");
   for (const std::string& value : audience) {
@@ -116,8 +121,9 @@ absl::StatusOr<types::JWTSVID> MintJwtSvid(
     if (value.empty()) return absl::InvalidArgumentError("audience must not contain empty values");
   }
   if (ttl < 0) return absl::InvalidArgumentError("ttl must not be negative");
-  absl::StatusOr<ca::SignedJwtSvid> jwt = deps.ca->SignJwtSvid(
-      id, std::vector<std::string>(audience.begin(), audience.end()), std::chrono::seconds(ttl));
+  absl::StatusOr<ca::SignedJwtSvid> jwt =
+      deps.ca->SignJwtSvid(id, std::vector<std::string>(audience.begin(), audience.end()),
+                           std::chrono::seconds(ttl), extra_claims);
   if (!jwt.ok()) return SignFailure("failed to sign JWT-SVID", jwt.status());
   types::JWTSVID out;
   out.set_token(std::move(jwt->token));
@@ -216,8 +222,17 @@ grpc::Status SvidService::NewJWTSVID(grpc::ServerContext* context,
   if (entry == nullptr) {
     return ToGrpcStatus(absl::NotFoundError("entry not found or not authorized"));
   }
-  absl::StatusOr<types::JWTSVID> svid =
-      svid_internal::MintJwtSvid(deps_, entry->spiffe_id, request->audience(), entry->jwt_svid_ttl);
+  nlohmann::json extra_claims = nullptr;
+  if (entry->jwt_svid_include_jti) {
+    // A fresh random ID per token, so that a relying party can refuse a replayed one.
+    absl::StatusOr<std::string> jti = NewUuidV4();
+    if (!jti.ok()) {
+      return ToGrpcStatus(svid_internal::SignFailure("failed to sign JWT-SVID", jti.status()));
+    }
+    extra_claims = nlohmann::json::object({{"jti", *std::move(jti)}});
+  }
+  absl::StatusOr<types::JWTSVID> svid = svid_internal::MintJwtSvid(
+      deps_, entry->spiffe_id, request->audience(), entry->jwt_svid_ttl, extra_claims);
   if (!svid.ok()) return ToGrpcStatus(svid.status());
   *response->mutable_svid() = *std::move(svid);
   return grpc::Status::OK;

@@ -2,7 +2,8 @@
 // turn a registration entry or an admin's request into a signed SVID:
 //   BatchNewX509SVID, NewJWTSVID (active agents over mTLS): for entries the calling agent is
 //     authorized for, answered from the in-memory entry index (never one datastore query per
-//     item), with SPIRE's per-item statuses in request order;
+//     item), with SPIRE's per-item statuses in request order; a JWT-SVID carries a fresh random
+//     "jti" claim when its entry has jwt_svid_include_jti;
 //   MintX509SVID, MintJWTSVID (admins: the local socket or an admin ID): for any workload ID of
 //     our trust domain.
 // Workload keys never reach the server: X509-SVIDs are issued for the public key of a CSR whose

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "nlohmann/json.hpp"
 #include "server/api/service_deps.h"
 #include "server/ca/ca_manager.h"
 #include "spiffe/csr.h"
@@ -19,12 +20,12 @@
 
 namespace tessera::server::svid_internal {
 
-// A DER PKCS#10 request with its self-signature verified (spiffe::ParseCsr, which also takes
-// PEM: refused here, as SPIRE's Go parser refuses it). Both failures are InvalidArgument:
-// "malformed CSR: ..." when the bytes are not a CSR, "<signature_context>: ..." when the
-// signature does not verify (SPIRE says "invalid CSR signature" to agents and "failed to verify
-// CSR signature" to admins). The request is decoded once: with OpenSSL 3 decoding its public key
-// costs about as much as checking the signature, which counts in a batch of hundreds.
+// A DER PKCS#10 request with its self-signature verified (spiffe::ParseCsrUnverified, then
+// spiffe::VerifyCsrSignature; PEM is refused here, as SPIRE's Go parser refuses it). Both failures
+// are InvalidArgument: "malformed CSR: ..." when the bytes are not a CSR, "<signature_context>:
+// ..." when the signature does not verify (SPIRE says "invalid CSR signature" to agents and "failed
+// to verify CSR signature" to admins). The request is decoded once: with OpenSSL 3 decoding its
+// public key costs about as much as checking the signature, which counts in a batch of hundreds.
 absl::StatusOr<spiffe::ParsedCsr> VerifyCsr(std::string_view der,
                                             std::string_view signature_context);
 
@@ -44,9 +45,11 @@ void X509SvidToProto(const spiffe::SpiffeId& id, const ca::SignedX509Svid& svid,
 
 // SPIRE's JWT-SVID minting, shared by NewJWTSVID and MintJWTSVID: `id` must be a workload ID of
 // our trust domain ("invalid SPIFFE ID: ..."), at least one audience is required and none may be
-// empty, `ttl` is in seconds (0: the CA's default, negative refused).
+// empty, `ttl` is in seconds (0: the CA's default, negative refused). `extra_claims` (a JSON
+// object or null) go into the token beside the standard ones, e.g. an entry's "jti".
 absl::StatusOr<::spire::api::types::JWTSVID> MintJwtSvid(
     const ServiceDeps& deps, const spiffe::SpiffeId& id,
-    const google::protobuf::RepeatedPtrField<std::string>& audience, int32_t ttl);
+    const google::protobuf::RepeatedPtrField<std::string>& audience, int32_t ttl,
+    const nlohmann::json& extra_claims = nullptr);
 
 }  // namespace tessera::server::svid_internal

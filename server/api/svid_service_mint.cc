@@ -6,7 +6,6 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -22,35 +21,8 @@ namespace {
 constexpr char kMintX509Svid[] = "/spire.api.server.svid.v1.SVID/MintX509SVID";
 constexpr char kMintJwtSvid[] = "/spire.api.server.svid.v1.SVID/MintJWTSVID";
 
-constexpr size_t kMaxDnsName = 253;
-constexpr size_t kMaxDnsLabel = 63;
 // How spiffe::SpiffeId::Parse starts its messages.
 constexpr std::string_view kIdParsePrefix = "invalid SPIFFE ID: ";
-
-// A DNS name a certificate may carry: dot-separated labels of letters, digits and hyphens, not
-// starting or ending with a hyphen, with an optional leading "*" wildcard label.
-absl::Status ValidateDnsName(std::string_view name) {
-  if (name.empty()) return absl::InvalidArgumentError("empty DNS name");
-  if (name.size() > kMaxDnsName) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("DNS name \"", AsAbsl(name), "\" is longer than ", kMaxDnsName, " bytes"));
-  }
-  std::string_view rest = name;
-  if (rest.starts_with("*.")) rest.remove_prefix(2);
-  while (true) {
-    size_t dot = rest.find('.');
-    std::string_view label = rest.substr(0, dot);
-    bool valid = !label.empty() && label.size() <= kMaxDnsLabel && label.front() != '-' &&
-                 label.back() != '-';
-    for (char c : label) valid = valid && (absl::ascii_isalnum(c) || c == '-');
-    if (!valid) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("DNS name \"", AsAbsl(name), "\" has an invalid label"));
-    }
-    if (dot == std::string_view::npos) return absl::OkStatus();
-    rest.remove_prefix(dot + 1);
-  }
-}
 
 // SPIRE refuses "*.example.org" beside "web.example.org": the certificate would name the same
 // host twice, once through the wildcard.

@@ -35,17 +35,22 @@ struct EntryFlags {
   bool downstream = false;
   std::string hint;
   std::string expires_at;
+  bool jwt_svid_include_jti = false;
+  bool disable_x509_svid_prefetch = false;
   std::string match = "superset";
   std::string match_federates_with = "superset";
   // Whether a flag was given at all: update changes only those, and `--admin=false` is a value.
   CLI::Option* admin_opt = nullptr;
   CLI::Option* downstream_opt = nullptr;
   CLI::Option* hint_opt = nullptr;
+  CLI::Option* jti_opt = nullptr;
+  CLI::Option* prefetch_opt = nullptr;
 };
 
 bool Given(const CLI::Option* opt) { return opt != nullptr && opt->count() > 0; }
 
-// The entry the flags describe; `mask` marks every field that was given.
+// The entry the flags describe; `mask` marks every field that was given. The two additional
+// attributes travel as one field: a flag not given is false here (see Update).
 absl::Status BuildEntry(const EntryFlags& f, types::Entry* entry, types::EntryMask* mask) {
   entry->set_id(f.entry_id);
   std::optional<spiffe::SpiffeId> spiffe_id;
@@ -108,6 +113,14 @@ absl::Status BuildEntry(const EntryFlags& f, types::Entry* entry, types::EntryMa
     entry->set_expires_at(expires_at);
     mask->set_expires_at(true);
   }
+  if (Given(f.jti_opt) || Given(f.prefetch_opt)) {
+    types::Entry::AdditionalAttributes* attributes = entry->mutable_additional_attributes();
+    if (Given(f.jti_opt)) attributes->set_jwt_svid_include_jti(f.jwt_svid_include_jti);
+    if (Given(f.prefetch_opt)) {
+      attributes->set_disable_x509_svid_prefetch(f.disable_x509_svid_prefetch);
+    }
+    mask->set_additional_attributes(true);
+  }
   return absl::OkStatus();
 }
 
@@ -136,6 +149,10 @@ void PrintEntry(const types::Entry& e, std::ostream& out) {
   if (e.admin()) out << "Admin            : true\n";
   if (e.store_svid()) out << "StoreSvid        : true\n";
   if (!e.hint().empty()) out << "Hint             : " << e.hint() << "\n";
+  if (e.additional_attributes().jwt_svid_include_jti()) out << "JWT-SVID JTI     : true\n";
+  if (e.additional_attributes().disable_x509_svid_prefetch()) {
+    out << "No X509 prefetch : true\n";
+  }
   out << "\n";
 }
 
@@ -218,10 +235,32 @@ int Update(CommandEnv& env, const EntryFlags& f) {
   if (request.input_mask().ByteSizeLong() == 0) {
     return env.Fail("nothing to update: give at least one field to change");
   }
+  auto stub = entryv1::Entry::NewStub(env.channel());
+  if (Given(f.jti_opt) != Given(f.prefetch_opt)) {
+    // SPIRE's input mask has one bit for both additional attributes: to change one, send the
+    // other as it is stored. (An update racing this read could undo that other flag's change.)
+    entryv1::GetEntryRequest get;
+    get.set_id(f.entry_id);
+    get.mutable_output_mask()->set_additional_attributes(true);
+    types::Entry current;
+    auto context = CommandEnv::NewContext();
+    grpc::Status status = stub->GetEntry(context.get(), get, &current);
+    if (!status.ok()) {
+      return env.RpcFailed(absl::StrCat("failed to fetch entry \"", f.entry_id, "\""), status);
+    }
+    types::Entry::AdditionalAttributes* attributes =
+        request.mutable_entries(0)->mutable_additional_attributes();
+    if (!Given(f.jti_opt)) {
+      attributes->set_jwt_svid_include_jti(current.additional_attributes().jwt_svid_include_jti());
+    }
+    if (!Given(f.prefetch_opt)) {
+      attributes->set_disable_x509_svid_prefetch(
+          current.additional_attributes().disable_x509_svid_prefetch());
+    }
+  }
   entryv1::BatchUpdateEntryResponse response;
   auto context = CommandEnv::NewContext();
-  grpc::Status status =
-      entryv1::Entry::NewStub(env.channel())->BatchUpdateEntry(context.get(), request, &response);
+  grpc::Status status = stub->BatchUpdateEntry(context.get(), request, &response);
   if (!status.ok()) return env.RpcFailed("failed to update entry", status);
   if (response.results_size() != 1) {
     return env.Fail("failed to update entry: the server answered with no result");
@@ -340,6 +379,11 @@ void AddEntryFields(CLI::App* app, EntryFlags* f) {
   f->hint_opt = app->add_option("--hint", f->hint, "a hint for workloads with several SVIDs");
   app->add_option("--expires-at", f->expires_at,
                   "when the entry stops applying: Unix seconds or RFC 3339");
+  f->jti_opt = app->add_flag("--jwt-svid-include-jti", f->jwt_svid_include_jti,
+                             "JWT-SVIDs for the entry carry a unique jti claim");
+  f->prefetch_opt =
+      app->add_flag("--disable-x509-svid-prefetch", f->disable_x509_svid_prefetch,
+                    "agents get the entry's X509-SVID only when a workload first asks for it");
 }
 
 // The filters of show and count.

@@ -106,9 +106,12 @@ struct EntryMask {
   bool store_svid = false;
   bool hint = false;
   bool expires_at = false;
+  // Both of jwt_svid_include_jti and disable_x509_svid_prefetch, as SPIRE's one mask bit for
+  // Entry.additional_attributes.
+  bool additional_attributes = false;
 
   static EntryMask All() {
-    return {true, true, true, true, true, true, true, true, true, true, true, true};
+    return {true, true, true, true, true, true, true, true, true, true, true, true, true};
   }
 };
 

@@ -42,7 +42,9 @@ inline Entry MakeEntry(std::string_view spiffe_id, std::string_view parent_id,
                .hint = "",
                .expires_at = 0,
                .revision_number = 0,
-               .created_at = 0};
+               .created_at = 0,
+               .jwt_svid_include_jti = false,
+               .disable_x509_svid_prefetch = false};
 }
 
 inline AttestedNode MakeNode(std::string_view id, std::string_view serial = "1234") {

@@ -29,7 +29,8 @@ absl::StatusOr<std::vector<Stored<Entry>>> LoadEntries(sqlite::Database& db,
                      db.Prepare(absl::StrCat(
                          "SELECT seq, id, spiffe_id, parent_id, x509_svid_ttl, jwt_svid_ttl, "
                          "admin, downstream, store_svid, hint, expires_at, revision_number, "
-                         "created_at FROM entries",
+                         "created_at, jwt_svid_include_jti, disable_x509_svid_prefetch "
+                         "FROM entries",
                          main_where, " ORDER BY seq")));
     RETURN_IF_ERROR(stmt.BindAll(params));
     while (true) {
@@ -53,7 +54,9 @@ absl::StatusOr<std::vector<Stored<Entry>>> LoadEntries(sqlite::Database& db,
                                 .hint = stmt.ColumnText(9),
                                 .expires_at = stmt.ColumnInt(10),
                                 .revision_number = stmt.ColumnInt(11),
-                                .created_at = stmt.ColumnInt(12)}});
+                                .created_at = stmt.ColumnInt(12),
+                                .jwt_svid_include_jti = stmt.ColumnBool(13),
+                                .disable_x509_svid_prefetch = stmt.ColumnBool(14)}});
     }
   }
   if (out.empty()) return out;
@@ -253,11 +256,14 @@ absl::Status CheckBundles(sqlite::Database& db, const std::vector<spiffe::TrustD
 absl::StatusOr<int64_t> InsertEntry(sqlite::Database& db, const Entry& e) {
   RETURN_IF_ERROR(db.Run(
       "INSERT INTO entries (id, spiffe_id, parent_id, x509_svid_ttl, jwt_svid_ttl, admin, "
-      "downstream, store_svid, hint, expires_at, revision_number, created_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "downstream, store_svid, hint, expires_at, revision_number, created_at, "
+      "jwt_svid_include_jti, disable_x509_svid_prefetch) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       {e.id, e.spiffe_id.str(), e.parent_id.str(), int64_t{e.x509_svid_ttl},
        int64_t{e.jwt_svid_ttl}, static_cast<int64_t>(e.admin), static_cast<int64_t>(e.downstream),
-       static_cast<int64_t>(e.store_svid), e.hint, e.expires_at, e.revision_number, e.created_at}));
+       static_cast<int64_t>(e.store_svid), e.hint, e.expires_at, e.revision_number, e.created_at,
+       static_cast<int64_t>(e.jwt_svid_include_jti),
+       static_cast<int64_t>(e.disable_x509_svid_prefetch)}));
   const int64_t seq = db.LastInsertRowId();
   RETURN_IF_ERROR(WriteSelectors(db, seq, e.selectors));
   RETURN_IF_ERROR(WriteDnsNames(db, seq, e.dns_names));
@@ -338,6 +344,10 @@ absl::StatusOr<Entry> SqliteDataStore::UpdateEntry(const Entry& entry, const Ent
   if (mask.store_svid) updated.store_svid = entry.store_svid;
   if (mask.hint) updated.hint = entry.hint;
   if (mask.expires_at) updated.expires_at = entry.expires_at;
+  if (mask.additional_attributes) {
+    updated.jwt_svid_include_jti = entry.jwt_svid_include_jti;
+    updated.disable_x509_svid_prefetch = entry.disable_x509_svid_prefetch;
+  }
   updated.revision_number += 1;
   RETURN_IF_ERROR(ValidateEntry(updated));
   if (mask.federates_with) RETURN_IF_ERROR(CheckBundles(db_, updated.federates_with, kContext));
@@ -345,11 +355,14 @@ absl::StatusOr<Entry> SqliteDataStore::UpdateEntry(const Entry& entry, const Ent
   absl::Status status = db_.Run(
       "UPDATE entries SET spiffe_id = ?, parent_id = ?, x509_svid_ttl = ?, jwt_svid_ttl = ?, "
       "admin = ?, downstream = ?, store_svid = ?, hint = ?, expires_at = ?, "
-      "revision_number = ? WHERE seq = ?",
+      "revision_number = ?, jwt_svid_include_jti = ?, disable_x509_svid_prefetch = ? "
+      "WHERE seq = ?",
       {updated.spiffe_id.str(), updated.parent_id.str(), int64_t{updated.x509_svid_ttl},
        int64_t{updated.jwt_svid_ttl}, static_cast<int64_t>(updated.admin),
        static_cast<int64_t>(updated.downstream), static_cast<int64_t>(updated.store_svid),
-       updated.hint, updated.expires_at, updated.revision_number, seq});
+       updated.hint, updated.expires_at, updated.revision_number,
+       static_cast<int64_t>(updated.jwt_svid_include_jti),
+       static_cast<int64_t>(updated.disable_x509_svid_prefetch), seq});
   if (status.ok() && mask.selectors) status = WriteSelectors(db_, seq, updated.selectors);
   if (status.ok() && mask.dns_names) status = WriteDnsNames(db_, seq, updated.dns_names);
   if (status.ok() && mask.federates_with) {

@@ -62,8 +62,12 @@ TEST_F(EntriesTest, RoundTripsEveryField) {
   in.store_svid = true;
   in.hint = "external";
   in.expires_at = kNow + 86400;
+  in.jwt_svid_include_jti = true;
+  in.disable_x509_svid_prefetch = true;
   ASSERT_OK_AND_ASSIGN(Entry out, store_->CreateEntry(in));
   EXPECT_EQ(out.id, "My.Entry_1-x");
+  EXPECT_TRUE(out.jwt_svid_include_jti);
+  EXPECT_TRUE(out.disable_x509_svid_prefetch);
   EXPECT_THAT(out.federates_with, ElementsAre(Td("fed-b.org"), Td("fed-a.org")));
   Reopen();
   ASSERT_OK_AND_ASSIGN(std::optional<Entry> fetched, store_->FetchEntry("My.Entry_1-x"));
@@ -218,6 +222,79 @@ TEST_F(EntriesTest, UpdateCopiesMaskedFieldsAndBumpsRevision) {
   // An empty mask still bumps the revision.
   ASSERT_OK_AND_ASSIGN(updated, store_->UpdateEntry(change, EntryMask{}));
   EXPECT_EQ(updated.revision_number, 3);
+}
+
+TEST_F(EntriesTest, AdditionalAttributesRoundTripEachAloneAndFollowTheirMaskBit) {
+  Entry jti = MakeEntry("spiffe://example.org/jti", "spiffe://example.org/a", {"unix:uid:1"});
+  jti.jwt_svid_include_jti = true;
+  Entry lazy = MakeEntry("spiffe://example.org/lazy", "spiffe://example.org/a", {"unix:uid:1"});
+  lazy.disable_x509_svid_prefetch = true;
+  ASSERT_OK_AND_ASSIGN(Entry stored_jti, store_->CreateEntry(jti));
+  ASSERT_OK_AND_ASSIGN(Entry stored_lazy, store_->CreateEntry(lazy));
+  Reopen();
+  ASSERT_OK_AND_ASSIGN(std::optional<Entry> fetched, store_->FetchEntry(stored_jti.id));
+  EXPECT_TRUE(fetched->jwt_svid_include_jti);
+  EXPECT_FALSE(fetched->disable_x509_svid_prefetch);
+  ASSERT_OK_AND_ASSIGN(fetched, store_->FetchEntry(stored_lazy.id));
+  EXPECT_FALSE(fetched->jwt_svid_include_jti);
+  EXPECT_TRUE(fetched->disable_x509_svid_prefetch);
+  // Listings load them too.
+  ASSERT_OK_AND_ASSIGN(std::vector<Entry> all, store_->ListAllEntries());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0], stored_jti);
+  EXPECT_EQ(all[1], stored_lazy);
+  EXPECT_EQ(RawCount("SELECT COUNT(*) FROM entries WHERE jwt_svid_include_jti = 1"), 1);
+  EXPECT_EQ(RawCount("SELECT COUNT(*) FROM entries WHERE disable_x509_svid_prefetch = 1"), 1);
+
+  // Another field's mask leaves them alone.
+  Entry change = stored_jti;
+  change.jwt_svid_include_jti = false;
+  change.disable_x509_svid_prefetch = true;
+  change.hint = "h";
+  EntryMask hint_only;
+  hint_only.hint = true;
+  ASSERT_OK_AND_ASSIGN(Entry updated, store_->UpdateEntry(change, hint_only));
+  EXPECT_TRUE(updated.jwt_svid_include_jti);
+  EXPECT_FALSE(updated.disable_x509_svid_prefetch);
+  EXPECT_EQ(updated.hint, "h");
+
+  // Their bit copies both, and only them.
+  change.hint = "ignored";
+  EntryMask attributes;
+  attributes.additional_attributes = true;
+  ASSERT_OK_AND_ASSIGN(updated, store_->UpdateEntry(change, attributes));
+  EXPECT_FALSE(updated.jwt_svid_include_jti);
+  EXPECT_TRUE(updated.disable_x509_svid_prefetch);
+  EXPECT_EQ(updated.hint, "h");
+  EXPECT_EQ(updated.revision_number, 2);
+  ASSERT_OK_AND_ASSIGN(fetched, store_->FetchEntry(stored_jti.id));
+  EXPECT_EQ(*fetched, updated);
+
+  // EntryMask::All() includes them.
+  change = updated;
+  change.jwt_svid_include_jti = true;
+  change.disable_x509_svid_prefetch = false;
+  ASSERT_OK_AND_ASSIGN(updated, store_->UpdateEntry(change, EntryMask::All()));
+  EXPECT_TRUE(updated.jwt_svid_include_jti);
+  EXPECT_FALSE(updated.disable_x509_svid_prefetch);
+  ASSERT_OK_AND_ASSIGN(fetched, store_->FetchEntry(stored_jti.id));
+  EXPECT_EQ(*fetched, updated);
+}
+
+TEST_F(EntriesTest, AdditionalAttributesDoNotMakeAnEntryDissimilar) {
+  Entry plain = MakeEntry("spiffe://example.org/w", "spiffe://example.org/a", {"unix:uid:1"});
+  ASSERT_OK_AND_ASSIGN(Entry first, store_->CreateEntry(plain));
+  Entry with_attributes = plain;
+  with_attributes.jwt_svid_include_jti = true;
+  with_attributes.disable_x509_svid_prefetch = true;
+  ASSERT_OK_AND_ASSIGN(CreateEntryResult again, store_->CreateOrReturnEntry(with_attributes));
+  EXPECT_FALSE(again.created);
+  EXPECT_EQ(again.entry, first);
+  EXPECT_FALSE(again.entry.jwt_svid_include_jti);
+  absl::Status status = store_->CreateEntry(with_attributes).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(Msg(status), "similar entry already exists");
+  EXPECT_EQ(RawCount("SELECT COUNT(*) FROM entries"), 1);
 }
 
 TEST_F(EntriesTest, UpdateRejectsBadValuesAndMissingEntries) {

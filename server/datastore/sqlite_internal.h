@@ -76,4 +76,8 @@ absl::Status MissingBundleError(const spiffe::TrustDomain& td);
 // Bumps the revision of entry `seq`, for changes made to it other than by UpdateEntry.
 absl::Status BumpEntryRevision(sqlite::Database& db, int64_t seq);
 
+// The SQL that migration `version` runs (empty for an unknown version), so that tests can build a
+// database exactly as an older build left it.
+std::string_view MigrationSql(int version);
+
 }  // namespace tessera::server::sqlite_internal

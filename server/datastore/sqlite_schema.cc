@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "common/unique_fd.h"
 #include "server/datastore/sqlite_datastore.h"
+#include "server/datastore/sqlite_internal.h"
 
 namespace tessera::server {
 namespace {
@@ -110,9 +111,17 @@ CREATE TABLE ca_journal (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2: SPIRE's Entry.AdditionalAttributes. The defaults give every existing entry SPIRE's
+// defaults (both false), so the upgrade rewrites no row.
+constexpr std::string_view kSchemaV2 = R"sql(
+ALTER TABLE entries ADD COLUMN jwt_svid_include_jti INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN disable_x509_svid_prefetch INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 // Append only: a released migration is never edited, a change is a new version.
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
+    {2, kSchemaV2},
 };
 
 absl::Status ErrnoError(std::string_view what, const std::filesystem::path& path) {
@@ -199,6 +208,13 @@ absl::Status Migrate(sqlite::Database& db) {
 }
 
 }  // namespace
+
+std::string_view sqlite_internal::MigrationSql(int version) {
+  for (const Migration& migration : kMigrations) {
+    if (migration.version == version) return migration.sql;
+  }
+  return {};
+}
 
 int SqliteDataStore::SchemaVersion() { return std::end(kMigrations)[-1].version; }
 

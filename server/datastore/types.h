@@ -35,6 +35,12 @@ struct Entry {
   // Starts at 0 and grows by one on every update; agents use it to see stale cache entries.
   int64_t revision_number = 0;
   int64_t created_at = 0;
+  // SPIRE's Entry.AdditionalAttributes. jwt_svid_include_jti: every JWT-SVID minted for the entry
+  // carries a unique "jti" claim, so relying parties can spot a replayed token.
+  // disable_x509_svid_prefetch: agents get the entry's X509-SVID when a workload first asks for
+  // it instead of ahead of time, which saves signing for entries that rarely run on a node.
+  bool jwt_svid_include_jti = false;
+  bool disable_x509_svid_prefetch = false;
 
   friend bool operator==(const Entry&, const Entry&) = default;
 };
