@@ -1,0 +1,50 @@
+// Node attestation, the agent side: proves this node to the server and obtains the agent SVID
+// (SPIRE-API-FACTS §5, §6). Works against tessera-server and spire-server alike.
+//
+// AttestAgent runs over TLS without a client certificate; the server must present
+// spiffe://<td>/spire/server chained to the bootstrap bundle (never "trust on first use": with
+// insecure_bootstrap the caller passes whatever bundle it chose to trust). The agent key is
+// generated here, in memory, and only its CSR leaves the node. After the result, the trust bundle
+// is read with GetBundle on the same connection, as spire-agent does.
+//
+// RenewAgent runs over mTLS with the current agent SVID and returns a new key and SVID.
+//
+// Stateless functions; safe to call from any thread. Each call opens its own channel.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/state_store.h"
+#include "attestors/node_attestor.h"
+#include "spiffe/certificate.h"
+#include "spiffe/id.h"
+#include "spiffe/key.h"
+
+namespace tessera::agent {
+
+struct ServerConnection {
+  std::string target;  // "host:port"
+  spiffe::TrustDomain trust_domain;
+  // The roots the server's certificate must chain to.
+  std::vector<spiffe::Certificate> bundle;
+  // Deadline for the whole exchange.
+  std::chrono::seconds timeout{30};
+  spiffe::KeyType key_type = spiffe::KeyType::kEcP256;
+};
+
+// join_token: the token is the payload; the server answers without a challenge.
+absl::StatusOr<AgentState> AttestWithJoinToken(const ServerConnection& server,
+                                               std::string_view token);
+// Any other attestor: its payload, then its response to each challenge.
+absl::StatusOr<AgentState> AttestWithAttestor(const ServerConnection& server,
+                                              attestors::AgentNodeAttestor& attestor);
+// A fresh key and SVID for an attested agent; `current.svid` authenticates the call. The bundle
+// is refreshed too; `reattestable` is carried over.
+absl::StatusOr<AgentState> RenewAgentSvid(const ServerConnection& server,
+                                          const AgentState& current);
+
+}  // namespace tessera::agent
