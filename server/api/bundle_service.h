@@ -62,6 +62,14 @@ class BundleService final : public bundlev1::Bundle::Service {
   static void ApplyMask(const ::spire::api::types::BundleMask* mask,
                         ::spire::api::types::Bundle* bundle);
 
+  // The shape the create, update and set batches share: one result per item in request order,
+  // holding the item's status and, on success, the stored bundle under `output_mask`; one
+  // BundleChanged when any item changed something. Defined in bundle_service_federated.cc.
+  template <typename Result, typename One>
+  void RunBatch(const google::protobuf::RepeatedPtrField<::spire::api::types::Bundle>& bundles,
+                const ::spire::api::types::BundleMask* output_mask,
+                google::protobuf::RepeatedPtrField<Result>* results, One one);
+
   // `text` names a trust domain other than the server's own; `own_message` is SPIRE's refusal.
   absl::StatusOr<spiffe::TrustDomain> FederatedTrustDomain(std::string_view text,
                                                            std::string_view own_message) const;

@@ -210,6 +210,23 @@ absl::Status BundleService::DeleteOne(std::string_view trust_domain, BundleDelet
   return absl::OkStatus();
 }
 
+template <typename Result, typename One>
+void BundleService::RunBatch(const google::protobuf::RepeatedPtrField<types::Bundle>& bundles,
+                             const types::BundleMask* output_mask,
+                             google::protobuf::RepeatedPtrField<Result>* results, One one) {
+  bool changed = false;
+  for (const types::Bundle& in : bundles) {
+    Result* result = results->Add();
+    absl::StatusOr<types::Bundle> stored = one(in);
+    SetStatus(stored.status(), result->mutable_status());
+    if (!stored.ok()) continue;
+    changed = true;
+    *result->mutable_bundle() = *std::move(stored);
+    ApplyMask(output_mask, result->mutable_bundle());
+  }
+  if (changed) deps_.notifier->BundleChanged();
+}
+
 grpc::Status BundleService::BatchCreateFederatedBundle(
     grpc::ServerContext* context, const bundlev1::BatchCreateFederatedBundleRequest* request,
     bundlev1::BatchCreateFederatedBundleResponse* response) {
@@ -218,18 +235,8 @@ grpc::Status BundleService::BatchCreateFederatedBundle(
       !caller.ok()) {
     return ToGrpcStatus(caller.status());
   }
-  const types::BundleMask* mask = MaskOrNull(request->has_output_mask(), request->output_mask());
-  bool changed = false;
-  for (const types::Bundle& in : request->bundle()) {
-    auto* result = response->add_results();
-    absl::StatusOr<types::Bundle> created = CreateOne(in);
-    SetStatus(created.status(), result->mutable_status());
-    if (!created.ok()) continue;
-    changed = true;
-    *result->mutable_bundle() = *std::move(created);
-    ApplyMask(mask, result->mutable_bundle());
-  }
-  if (changed) deps_.notifier->BundleChanged();
+  RunBatch(request->bundle(), MaskOrNull(request->has_output_mask(), request->output_mask()),
+           response->mutable_results(), [this](const types::Bundle& in) { return CreateOne(in); });
   return grpc::Status::OK;
 }
 
@@ -244,19 +251,9 @@ grpc::Status BundleService::BatchUpdateFederatedBundle(
   // An absent input mask updates every field (spire-controller-manager sends none).
   const types::BundleMask input_mask =
       request->has_input_mask() ? request->input_mask() : AllFields();
-  const types::BundleMask* output_mask =
-      MaskOrNull(request->has_output_mask(), request->output_mask());
-  bool changed = false;
-  for (const types::Bundle& in : request->bundle()) {
-    auto* result = response->add_results();
-    absl::StatusOr<types::Bundle> updated = UpdateOne(in, input_mask);
-    SetStatus(updated.status(), result->mutable_status());
-    if (!updated.ok()) continue;
-    changed = true;
-    *result->mutable_bundle() = *std::move(updated);
-    ApplyMask(output_mask, result->mutable_bundle());
-  }
-  if (changed) deps_.notifier->BundleChanged();
+  RunBatch(request->bundle(), MaskOrNull(request->has_output_mask(), request->output_mask()),
+           response->mutable_results(),
+           [&](const types::Bundle& in) { return UpdateOne(in, input_mask); });
   return grpc::Status::OK;
 }
 
@@ -267,18 +264,8 @@ grpc::Status BundleService::BatchSetFederatedBundle(
       !caller.ok()) {
     return ToGrpcStatus(caller.status());
   }
-  const types::BundleMask* mask = MaskOrNull(request->has_output_mask(), request->output_mask());
-  bool changed = false;
-  for (const types::Bundle& in : request->bundle()) {
-    auto* result = response->add_results();
-    absl::StatusOr<types::Bundle> set = SetOne(in);
-    SetStatus(set.status(), result->mutable_status());
-    if (!set.ok()) continue;
-    changed = true;
-    *result->mutable_bundle() = *std::move(set);
-    ApplyMask(mask, result->mutable_bundle());
-  }
-  if (changed) deps_.notifier->BundleChanged();
+  RunBatch(request->bundle(), MaskOrNull(request->has_output_mask(), request->output_mask()),
+           response->mutable_results(), [this](const types::Bundle& in) { return SetOne(in); });
   return grpc::Status::OK;
 }
 
