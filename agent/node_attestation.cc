@@ -4,10 +4,14 @@
 #include <memory>
 #include <optional>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/security/tls_certificate_verifier.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "spiffe/csr.h"
 #include "spiffe/grpc_tls.h"
 #include "spiffe/x509_verify.h"
@@ -27,16 +31,60 @@ constexpr int kMaxChallenges = 8;
 using Responder = std::function<absl::StatusOr<std::string>(std::string_view challenge)>;
 
 absl::Status FromGrpc(const grpc::Status& status, std::string_view what) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat(AsAbsl(what), ": ", status.error_message()));
+  return StatusFromGrpc(status, what);
+}
+
+// insecure_bootstrap: the chain is not verified (there is nothing to verify it against yet), so
+// this check of the leaf's URI SAN is all that stands between the agent and any TLS server.
+// Runs on gRPC's handshake threads; only compares strings.
+class UriSanOnlyVerifier final : public grpc::experimental::ExternalCertificateVerifier {
+ public:
+  explicit UriSanOnlyVerifier(spiffe::SpiffeId expected) : expected_(std::move(expected)) {}
+
+  bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
+              std::function<void(grpc::Status)> /*callback*/, grpc::Status* sync_status) override {
+    std::vector<std::string> uris;
+    for (const grpc::string_ref& uri : request->uri_names())
+      uris.emplace_back(uri.data(), uri.size());
+    absl::Status status = spiffe::CheckPeerUriSans(uris, expected_);
+    *sync_status = status.ok() ? grpc::Status::OK
+                               : grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                              std::string(status.message()));
+    return true;
+  }
+  void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest* /*request*/) override {}
+
+ private:
+  const spiffe::SpiffeId expected_;
+};
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> InsecureBootstrapCredentials(
+    const spiffe::SpiffeId& server_id) {
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_verify_server_certs(false);
+  options.set_check_call_host(false);
+  options.set_certificate_verifier(
+      grpc::experimental::ExternalCertificateVerifier::Create<UriSanOnlyVerifier>(server_id));
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::experimental::TlsCredentials(options);
+  if (creds == nullptr)
+    return absl::InternalError("insecure bootstrap: gRPC refused the TLS options");
+  return creds;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> Dial(
     const ServerConnection& server, const std::optional<spiffe::ClientIdentity>& identity) {
   ASSIGN_OR_RETURN(auto server_id,
                    spiffe::SpiffeId::FromPath(server.trust_domain, "/spire/server"));
-  ASSIGN_OR_RETURN(auto creds,
-                   spiffe::SpiffeTlsChannelCredentials(server.bundle, server_id, identity));
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (server.insecure_bootstrap) {
+    if (identity.has_value()) {
+      return absl::InvalidArgumentError("insecure bootstrap applies to attestation only");
+    }
+    ASSIGN_OR_RETURN(creds, InsecureBootstrapCredentials(server_id));
+  } else {
+    ASSIGN_OR_RETURN(creds,
+                     spiffe::SpiffeTlsChannelCredentials(server.bundle, server_id, identity));
+  }
   grpc::ChannelArguments args;
   // Our own subchannel: never share a TLS session made with another identity.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -155,6 +203,30 @@ absl::StatusOr<AgentState> Attest(const ServerConnection& server, std::string ty
 
 }  // namespace
 
+absl::Status StatusFromGrpc(const grpc::Status& status, std::string_view what) {
+  if (status.ok()) return absl::OkStatus();
+  absl::Status out(static_cast<absl::StatusCode>(status.error_code()),
+                   absl::StrCat(AsAbsl(what), ": ", status.error_message()));
+  google::rpc::Status details;
+  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+    for (const google::protobuf::Any& any : details.details()) {
+      out.SetPayload(any.type_url(), absl::Cord(any.value()));
+    }
+  }
+  return out;
+}
+
+spire::api::types::PermissionDeniedDetails::Reason AgentDeniedReason(const absl::Status& status) {
+  using Details = spire::api::types::PermissionDeniedDetails;
+  if (status.code() != absl::StatusCode::kPermissionDenied) return Details::UNKNOWN;
+  auto payload = status.GetPayload(kPermissionDeniedDetailsUrl);
+  Details details;
+  if (!payload.has_value() || !details.ParseFromString(std::string(*payload))) {
+    return Details::UNKNOWN;
+  }
+  return details.reason();
+}
+
 absl::StatusOr<AgentState> AttestWithJoinToken(const ServerConnection& server,
                                                std::string_view token) {
   if (token.empty()) return absl::InvalidArgumentError("join token is empty");
@@ -170,6 +242,10 @@ absl::StatusOr<AgentState> AttestWithAttestor(const ServerConnection& server,
 
 absl::StatusOr<AgentState> RenewAgentSvid(const ServerConnection& server,
                                           const AgentState& current) {
+  if (server.insecure_bootstrap) {
+    return absl::InvalidArgumentError(
+        "renew agent: insecure bootstrap applies to attestation only");
+  }
   ASSIGN_OR_RETURN(spiffe::PrivateKey key, spiffe::PrivateKey::Generate(server.key_type));
   ASSIGN_OR_RETURN(std::string csr, spiffe::CreateCsr(key, server.trust_domain.Id()));
   ASSIGN_OR_RETURN(auto channel,

@@ -2,10 +2,11 @@
 // (SPIRE-API-FACTS §5, §6). Works against tessera-server and spire-server alike.
 //
 // AttestAgent runs over TLS without a client certificate; the server must present
-// spiffe://<td>/spire/server chained to the bootstrap bundle (never "trust on first use": with
-// insecure_bootstrap the caller passes whatever bundle it chose to trust). The agent key is
-// generated here, in memory, and only its CSR leaves the node. After the result, the trust bundle
-// is read with GetBundle on the same connection, as spire-agent does.
+// spiffe://<td>/spire/server chained to the bootstrap bundle. Only with `insecure_bootstrap`
+// (SPIRE's option of the same name, for tests and demos) is the chain left unverified: the
+// server's leaf must still carry exactly that one URI SAN. The agent key is generated here, in
+// memory, and only its CSR leaves the node. After the result, the trust bundle is read with
+// GetBundle on the same connection, as spire-agent does, and the new SVID must verify against it.
 //
 // RenewAgent runs over mTLS with the current agent SVID and returns a new key and SVID.
 //
@@ -20,9 +21,11 @@
 #include "absl/status/statusor.h"
 #include "agent/state_store.h"
 #include "attestors/node_attestor.h"
+#include "grpcpp/support/status.h"
 #include "spiffe/certificate.h"
 #include "spiffe/id.h"
 #include "spiffe/key.h"
+#include "spire/api/types/permissiondenieddetails.pb.h"
 
 namespace tessera::agent {
 
@@ -31,6 +34,9 @@ struct ServerConnection {
   spiffe::TrustDomain trust_domain;
   // The roots the server's certificate must chain to.
   std::vector<spiffe::Certificate> bundle;
+  // AttestAgent only: do not verify the server's chain (`bundle` is ignored and may be empty);
+  // its URI SAN is still checked, and the bundle comes from GetBundle.
+  bool insecure_bootstrap = false;
   // Deadline for the whole exchange.
   std::chrono::seconds timeout{30};
   spiffe::KeyType key_type = spiffe::KeyType::kEcP256;
@@ -43,8 +49,20 @@ absl::StatusOr<AgentState> AttestWithJoinToken(const ServerConnection& server,
 absl::StatusOr<AgentState> AttestWithAttestor(const ServerConnection& server,
                                               attestors::AgentNodeAttestor& attestor);
 // A fresh key and SVID for an attested agent; `current.svid` authenticates the call. The bundle
-// is refreshed too; `reattestable` is carried over.
+// is refreshed too; `reattestable` is carried over. Refuses `insecure_bootstrap`.
 absl::StatusOr<AgentState> RenewAgentSvid(const ServerConnection& server,
                                           const AgentState& current);
+
+// A gRPC status as an absl::Status "<what>: <message>" with the same code. The typed details of
+// a google.rpc.Status in `grpc-status-details-bin` (SPIRE's PermissionDeniedDetails) become
+// payloads keyed by their type URL, so callers can ask AgentDeniedReason.
+absl::Status StatusFromGrpc(const grpc::Status& status, std::string_view what);
+
+inline constexpr char kPermissionDeniedDetailsUrl[] =
+    "type.googleapis.com/spire.api.types.PermissionDeniedDetails";
+
+// Why the server refused the agent (SPIRE-API-FACTS §3): the PermissionDeniedDetails reason of
+// a PermissionDenied status made by StatusFromGrpc, or UNKNOWN when it carries none.
+spire::api::types::PermissionDeniedDetails::Reason AgentDeniedReason(const absl::Status& status);
 
 }  // namespace tessera::agent

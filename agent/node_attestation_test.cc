@@ -94,6 +94,52 @@ TEST_F(NodeAttestationTest, AServerOutsideTheBootstrapBundleIsRefused) {
   EXPECT_EQ(state.status().code(), absl::StatusCode::kUnavailable) << state.status();
 }
 
+TEST_F(NodeAttestationTest, InsecureBootstrapSkipsTheChainButStillChecksTheServerId) {
+  StartServer();
+  ServerConnection connection = Connection();
+  connection.bundle.clear();
+  connection.insecure_bootstrap = true;
+  auto state = AttestWithJoinToken(connection, NewToken());
+  ASSERT_TRUE(state.ok()) << state.status();
+  // The bundle the agent trusts from now on came from GetBundle.
+  ASSERT_EQ(state->bundle.size(), 1u);
+  EXPECT_EQ(state->bundle[0].ToDer(), ServerRoots()[0].ToDer());
+
+  // A server that is not spiffe://<td>/spire/server is refused even without chain checks.
+  connection.trust_domain = Td("other.org");
+  const std::string token = NewToken();
+  auto impostor = AttestWithJoinToken(connection, token);
+  ASSERT_FALSE(impostor.ok());
+  EXPECT_EQ(impostor.status().code(), absl::StatusCode::kUnavailable) << impostor.status();
+  // ...before the token was sent: it is still usable.
+  EXPECT_TRUE(AttestWithJoinToken(Connection(), token).ok());
+
+  // Renewal never runs without verifying the server.
+  auto renewed = RenewAgentSvid(connection, *state);
+  ASSERT_FALSE(renewed.ok());
+  EXPECT_EQ(renewed.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(NodeAttestationTest, RefusalsCarrySpireDeniedReasons) {
+  StartServer();
+  auto state = AttestWithJoinToken(Connection(), NewToken());
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_TRUE(server_->datastore().DeleteAttestedNode(state->svid.id).ok());
+  auto renewed = RenewAgentSvid(Connection(), *state);
+  ASSERT_FALSE(renewed.ok());
+  EXPECT_EQ(renewed.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(renewed.status().message()), HasSubstr("is not attested"));
+  EXPECT_EQ(AgentDeniedReason(renewed.status()),
+            spire::api::types::PermissionDeniedDetails::AGENT_NOT_ATTESTED);
+
+  EXPECT_EQ(AgentDeniedReason(absl::PermissionDeniedError("no details")),
+            spire::api::types::PermissionDeniedDetails::UNKNOWN);
+  EXPECT_TRUE(StatusFromGrpc(grpc::Status::OK, "x").ok());
+  absl::Status plain = StatusFromGrpc(grpc::Status(grpc::StatusCode::NOT_FOUND, "gone"), "get");
+  EXPECT_EQ(plain.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(plain.message(), "get: gone");
+}
+
 TEST_F(NodeAttestationTest, X509PopAttestsWithTheNodeCertificateAndIsReattestable) {
   auto now = std::chrono::system_clock::now();
   auto node_ca = spiffe::testing::MakeRootCa(Td("nodes.example"), now).value();
