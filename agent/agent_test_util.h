@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "server/server.h"
 #include "spiffe/x509_test_util.h"
+#include "spire/api/server/bundle/v1/bundle.grpc.pb.h"
 #include "spire/api/server/entry/v1/entry.grpc.pb.h"
 
 namespace tessera::agent::testing {
@@ -136,6 +137,22 @@ class TestServer {
     if (!status.ok() || resp.results_size() != 1) return "";
     EXPECT_EQ(resp.results(0).status().code(), 0) << resp.results(0).status().message();
     return resp.results(0).entry().id();
+  }
+
+  // Adds a federated bundle for `trust_domain` holding `root` over the admin socket.
+  void CreateFederatedBundle(std::string_view trust_domain, const spiffe::Certificate& root) {
+    namespace bundlev1 = ::spire::api::server::bundle::v1;
+    bundlev1::BatchCreateFederatedBundleRequest req;
+    auto* bundle = req.add_bundle();
+    bundle->set_trust_domain(std::string(trust_domain));
+    bundle->add_x509_authorities()->set_asn1(root.ToDer());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    bundlev1::BatchCreateFederatedBundleResponse resp;
+    grpc::Status status =
+        bundlev1::Bundle::NewStub(Admin())->BatchCreateFederatedBundle(&ctx, req, &resp);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(resp.results(0).status().code(), 0) << resp.results(0).status().message();
   }
 
   void DeleteEntry(const std::string& id) {

@@ -1,0 +1,333 @@
+// The streaming RPCs of WorkloadApiService: FetchX509SVID, FetchX509Bundles, FetchJWTBundles.
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "agent/workload/workload_service.h"
+#include "common/strings.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "spdlog/spdlog.h"
+#include "spiffe/bundle_json.h"
+#include "spiffe/certificate.h"
+
+namespace tessera::agent {
+namespace {
+
+using workload_internal::NoIdentity;
+using workload_internal::ShuttingDown;
+using workload_internal::StreamBase;
+using workload_internal::StreamRegistry;
+using workload_internal::ToGrpc;
+
+// What one snapshot means for one stream.
+struct Step {
+  enum class Kind {
+    kSend,    // the composed message (sent unless equal to the last one)
+    kSkip,    // nothing to send for this snapshot (e.g. the caller's SVIDs are being minted)
+    kFinish,  // end the stream with `status`
+  };
+  Kind kind = Kind::kSend;
+  grpc::Status status;
+
+  static Step Send() { return {}; }
+  static Step Skip() { return {.kind = Kind::kSkip}; }
+  static Step Finish(grpc::Status status) {
+    return {.kind = Kind::kFinish, .status = std::move(status)};
+  }
+};
+
+template <typename Response>
+using Composer =
+    std::function<Step(const CacheSnapshot&, const AttestedCaller&, Response* response)>;
+
+// One open stream. gRPC owns it from the handler until OnDone, where it deletes itself after
+// leaving the cache and the registry.
+//
+// Whoever holds the "token" (busy_) is the only thread that composes, starts a write or finishes;
+// the token is taken under mu_ and held by the attestation until it answers, then by each write
+// until OnWriteDone. Everyone else only records what happened (a newer snapshot in pending_, a
+// finish status) and leaves the work to the holder. So OnDone (which follows Finish) cannot come
+// while any thread is about to touch the reactor, and gRPC is never called under mu_.
+template <typename Response>
+class SnapshotStream final : public grpc::ServerWriteReactor<Response>, public StreamBase {
+ public:
+  SnapshotStream(const char* method, Cache& cache, StreamRegistry& registry,
+                 Composer<Response> composer)
+      : method_(method), cache_(cache), registry_(registry), composer_(std::move(composer)) {}
+
+  // Called once by the handler, after the registry accepted the stream.
+  void Start(WorkloadCallers& callers, grpc::CallbackServerContext* context) {
+    std::stop_source stop = callers.Attest(
+        context, [this](absl::StatusOr<AttestedCaller> caller) { OnAttested(std::move(caller)); });
+    bool stop_now;
+    {
+      absl::MutexLock lock(&mu_);
+      attestation_ = stop;
+      stop_now = finish_status_.has_value();
+    }
+    if (stop_now) stop.request_stop();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      absl::MutexLock lock(&mu_);
+      if (!finish_status_.has_value()) finish_status_ = grpc::Status::CANCELLED;
+    }
+    Drain();
+  }
+
+  void OnCancel() override { RequestFinish(grpc::Status::CANCELLED); }
+
+  void RequestShutdown() override { RequestFinish(ShuttingDown()); }
+
+  void OnDone() override {
+    Cache::Subscription subscription;
+    {
+      absl::MutexLock lock(&mu_);
+      subscription = std::move(subscription_);
+    }
+    subscription.Reset();  // waits for an observer call in progress
+    registry_.Remove(this);
+    delete this;
+  }
+
+ private:
+  void RequestFinish(const grpc::Status& status) {
+    std::stop_source attestation{std::nostopstate};
+    bool drain = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!finish_status_.has_value()) finish_status_ = status;
+      attestation = attestation_;
+      if (!busy_) busy_ = drain = true;
+    }
+    // Answers a pending attestation now (the token holder then finishes the stream).
+    attestation.request_stop();
+    if (drain) Drain();
+  }
+
+  // The attestation holds the token until here.
+  void OnAttested(absl::StatusOr<AttestedCaller> caller) {
+    if (!caller.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (!finish_status_.has_value()) finish_status_ = ToGrpc(caller.status());
+      }
+      Drain();
+      return;
+    }
+    caller_ = std::move(*caller);
+    Cache::Subscription subscription =
+        cache_.Subscribe([this](const std::shared_ptr<const CacheSnapshot>& s) { Offer(s); });
+    // Read after subscribing: a snapshot published in between reaches Offer, so none is missed.
+    std::shared_ptr<const CacheSnapshot> current = cache_.Current();
+    {
+      absl::MutexLock lock(&mu_);
+      subscription_ = std::move(subscription);
+      if (pending_ == nullptr || pending_->generation() < current->generation()) {
+        pending_ = std::move(current);
+      }
+    }
+    Drain();
+  }
+
+  // Cache observer: runs on the publishing thread.
+  void Offer(const std::shared_ptr<const CacheSnapshot>& snapshot) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finish_status_.has_value() || snapshot->generation() <= processed_generation_) return;
+      if (pending_ == nullptr || pending_->generation() < snapshot->generation()) {
+        pending_ = snapshot;
+      }
+      if (busy_) return;  // the holder picks it up when its write completes
+      busy_ = true;
+    }
+    Drain();
+  }
+
+  // Runs with the token; gives it up, passes it to a write, or finishes the stream.
+  void Drain() {
+    for (;;) {
+      std::shared_ptr<const CacheSnapshot> snapshot;
+      std::optional<grpc::Status> finish;
+      {
+        absl::MutexLock lock(&mu_);
+        if (finish_status_.has_value()) {
+          finish = *finish_status_;
+        } else if (pending_ == nullptr) {
+          busy_ = false;
+          return;
+        } else {
+          snapshot = std::move(pending_);
+          processed_generation_ = snapshot->generation();
+        }
+      }
+      if (finish.has_value()) {
+        spdlog::debug("workload api: {}: stream of pid {} ends: {}", method_, caller_.pid,
+                      finish->error_message());
+        // OnDone (and the deletion of this object) may follow at once on another thread.
+        this->Finish(*finish);
+        return;
+      }
+      Response candidate;
+      Step step = composer_(*snapshot, caller_, &candidate);
+      if (step.kind == Step::Kind::kSkip) continue;
+      if (step.kind == Step::Kind::kFinish) {
+        absl::MutexLock lock(&mu_);
+        if (!finish_status_.has_value()) finish_status_ = step.status;
+        continue;
+      }
+      if (sent_ && google::protobuf::util::MessageDifferencer::Equals(candidate, out_)) continue;
+      out_ = std::move(candidate);
+      sent_ = true;
+      this->StartWrite(&out_);
+      return;
+    }
+  }
+
+  // Immutable after construction.
+  const char* const method_;
+  Cache& cache_;
+  StreamRegistry& registry_;
+  const Composer<Response> composer_;
+
+  // Owned by the token holder (written once by OnAttested, before any compose).
+  AttestedCaller caller_;
+  // The last message written; owned by the token holder, by gRPC while a write is in flight.
+  Response out_;
+  bool sent_ = false;
+
+  absl::Mutex mu_;
+  bool busy_ ABSL_GUARDED_BY(mu_) = true;  // the attestation holds the token at first
+  std::shared_ptr<const CacheSnapshot> pending_ ABSL_GUARDED_BY(mu_);
+  uint64_t processed_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
+  std::stop_source attestation_ ABSL_GUARDED_BY(mu_){std::nostopstate};
+  Cache::Subscription subscription_ ABSL_GUARDED_BY(mu_);
+};
+
+Step NoIdentityStep(std::string_view method, const AttestedCaller& caller) {
+  spdlog::info("workload api: {}: no identity issued to pid {} (uid {}, selectors {})", method,
+               caller.pid, caller.uid, caller.selectors.ToString());
+  return Step::Finish(NoIdentity());
+}
+
+Step SerializationFailed(std::string_view method, const absl::Status& status) {
+  spdlog::error("workload api: {}: could not serialize response: {}", method,
+                AsStd(status.message()));
+  return Step::Finish(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                   absl::StrCat("could not serialize response: ", status.message())));
+}
+
+Step ComposeX509Svid(const CacheSnapshot& snapshot, const AttestedCaller& caller,
+                     ::X509SVIDResponse* response) {
+  constexpr std::string_view kMethod = "FetchX509SVID";
+  std::vector<CachedIdentity> matched = snapshot.Match(caller.selectors);
+  if (matched.empty()) return NoIdentityStep(kMethod, caller);
+  std::vector<CachedIdentity> minted;
+  for (CachedIdentity& identity : matched) {
+    if (identity.svid != nullptr) minted.push_back(std::move(identity));
+  }
+  const spiffe::Bundle* own = snapshot.own_bundle();
+  if (minted.empty() || own == nullptr) {
+    spdlog::debug("workload api: {}: pid {} waits for its X509-SVIDs", kMethod, caller.pid);
+    return Step::Skip();
+  }
+  minted = workload_internal::UniqueHints(std::move(minted));
+  const std::string bundle = spiffe::X509AuthoritiesToDer(*own);
+  for (const CachedIdentity& identity : minted) {
+    absl::StatusOr<std::string> key = identity.svid->key.ToPkcs8Der();
+    if (!key.ok()) return SerializationFailed(kMethod, key.status());
+    ::X509SVID* svid = response->add_svids();
+    svid->set_spiffe_id(identity.entry->spiffe_id.str());
+    svid->set_x509_svid(spiffe::ChainToDer(identity.svid->chain));
+    svid->set_x509_svid_key(std::move(*key));
+    svid->set_bundle(bundle);
+    svid->set_hint(identity.entry->hint);
+  }
+  for (const auto& [td, federated] : snapshot.FederatedBundlesFor(minted)) {
+    (*response->mutable_federated_bundles())[td.IdString()] =
+        spiffe::X509AuthoritiesToDer(federated);
+  }
+  return Step::Send();
+}
+
+Step ComposeX509Bundles(const CacheSnapshot& snapshot, const AttestedCaller& caller,
+                        ::X509BundlesResponse* response) {
+  std::vector<CachedIdentity> matched = snapshot.Match(caller.selectors);
+  if (matched.empty()) return NoIdentityStep("FetchX509Bundles", caller);
+  const spiffe::Bundle* own = snapshot.own_bundle();
+  if (own == nullptr) return Step::Skip();
+  auto& bundles = *response->mutable_bundles();
+  bundles[own->trust_domain().IdString()] = spiffe::X509AuthoritiesToDer(*own);
+  for (const auto& [td, federated] : snapshot.FederatedBundlesFor(matched)) {
+    bundles[td.IdString()] = spiffe::X509AuthoritiesToDer(federated);
+  }
+  return Step::Send();
+}
+
+Step ComposeJwtBundles(const CacheSnapshot& snapshot, const AttestedCaller& caller,
+                       ::JWTBundlesResponse* response) {
+  constexpr std::string_view kMethod = "FetchJWTBundles";
+  std::vector<CachedIdentity> matched = snapshot.Match(caller.selectors);
+  if (matched.empty()) return NoIdentityStep(kMethod, caller);
+  const spiffe::Bundle* own = snapshot.own_bundle();
+  if (own == nullptr) return Step::Skip();
+  auto& bundles = *response->mutable_bundles();
+  absl::StatusOr<std::string> jwks = spiffe::JwtBundleToJwks(*own);
+  if (!jwks.ok()) return SerializationFailed(kMethod, jwks.status());
+  bundles[own->trust_domain().IdString()] = std::move(*jwks);
+  for (const auto& [td, federated] : snapshot.FederatedBundlesFor(matched)) {
+    jwks = spiffe::JwtBundleToJwks(federated);
+    if (!jwks.ok()) return SerializationFailed(kMethod, jwks.status());
+    bundles[td.IdString()] = std::move(*jwks);
+  }
+  return Step::Send();
+}
+
+template <typename Response>
+grpc::ServerWriteReactor<Response>* OpenStream(const char* method,
+                                               grpc::CallbackServerContext* context,
+                                               const WorkloadApiOptions& options,
+                                               StreamRegistry& registry,
+                                               Composer<Response> composer) {
+  if (grpc::Status status = workload_internal::Admit(*context, *options.cache); !status.ok()) {
+    return new workload_internal::RefusedStream<Response>(status);
+  }
+  auto* stream =
+      new SnapshotStream<Response>(method, *options.cache, registry, std::move(composer));
+  if (!registry.Add(stream)) {
+    delete stream;
+    return new workload_internal::RefusedStream<Response>(ShuttingDown());
+  }
+  // Anything the stream does before it is returned is kept by gRPC until it is bound.
+  stream->Start(*options.callers, context);
+  return stream;
+}
+
+}  // namespace
+
+grpc::ServerWriteReactor<::X509SVIDResponse>* WorkloadApiService::FetchX509SVID(
+    grpc::CallbackServerContext* context, const ::X509SVIDRequest* /*request*/) {
+  return OpenStream<::X509SVIDResponse>("FetchX509SVID", context, options_, streams_,
+                                        ComposeX509Svid);
+}
+
+grpc::ServerWriteReactor<::X509BundlesResponse>* WorkloadApiService::FetchX509Bundles(
+    grpc::CallbackServerContext* context, const ::X509BundlesRequest* /*request*/) {
+  return OpenStream<::X509BundlesResponse>("FetchX509Bundles", context, options_, streams_,
+                                           ComposeX509Bundles);
+}
+
+grpc::ServerWriteReactor<::JWTBundlesResponse>* WorkloadApiService::FetchJWTBundles(
+    grpc::CallbackServerContext* context, const ::JWTBundlesRequest* /*request*/) {
+  return OpenStream<::JWTBundlesResponse>("FetchJWTBundles", context, options_, streams_,
+                                          ComposeJwtBundles);
+}
+
+}  // namespace tessera::agent
