@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "spiffe/workload_client.h"
 #include "spiffe/x509_test_util.h"
+#include "spire/api/server/bundle/v1/bundle.grpc.pb.h"
 
 namespace tessera::agent {
 namespace {
@@ -27,9 +28,9 @@ using spiffe::testing::Id;
 using spiffe::testing::Td;
 using spiffe::testing::TempDir;
 using testing::Eventually;
+using ::testing::HasSubstr;
 using testing::TestEntry;
 using testing::TestServer;
-using ::testing::HasSubstr;
 
 class AgentTest : public ::testing::Test {
  protected:
@@ -163,6 +164,51 @@ TEST_F(AgentTest, OpenStreamSeesNewEntriesAndRotation) {
         return serials.size() >= 3;
       },
       std::chrono::seconds(15)));
+  stop.request_stop();
+}
+
+TEST_F(AgentTest, OpenStreamSeesATrustBundleChange) {
+  CreateOwnEntry("/workload");
+  ASSERT_NO_FATAL_FAILURE(StartAgent(token_));
+  auto client = Client();
+  ASSERT_NE(client, nullptr);
+
+  std::mutex mu;
+  std::vector<size_t> authority_counts;
+  std::stop_source stop;
+  std::jthread watcher([&] {
+    (void)client->WatchX509Context(
+        [&](const absl::StatusOr<spiffe::X509Context>& context) {
+          if (!context.ok()) return;
+          const spiffe::Bundle* own = context->bundles.Find(Td("example.org"));
+          std::lock_guard lock(mu);
+          authority_counts.push_back(own == nullptr ? 0 : own->x509_authorities().size());
+        },
+        stop.get_token());
+  });
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(mu);
+    return !authority_counts.empty();
+  }));
+
+  // An operator appends an authority (as during a planned CA migration): the server pushes, the
+  // agent re-reads the bundle, and the open stream gets the complete new state.
+  auto ca = spiffe::testing::MakeRootCa(Td("example.org"), std::chrono::system_clock::now());
+  ASSERT_TRUE(ca.ok());
+  namespace bundlev1 = ::spire::api::server::bundle::v1;
+  bundlev1::AppendBundleRequest req;
+  req.add_x509_authorities()->set_asn1(ca->cert.ToDer());
+  grpc::ClientContext ctx;
+  ::spire::api::types::Bundle resp;
+  grpc::Status status = bundlev1::Bundle::NewStub(server_.Admin())->AppendBundle(&ctx, req, &resp);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  EXPECT_TRUE(Eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        return authority_counts.back() == authority_counts.front() + 1;
+      },
+      std::chrono::seconds(5)));
   stop.request_stop();
 }
 
