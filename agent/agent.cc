@@ -28,6 +28,10 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config, Options 
 }
 
 absl::Status Agent::Init(const Options& options, std::stop_token stop) {
+  if (!config_.admin_socket_path.empty()) {
+    spdlog::warn(
+        "agent: admin_socket_path is set but this version has no agent admin API; ignored");
+  }
   // The workload attestors first: a broken attestor config should fail before any server call.
   ASSIGN_OR_RETURN(auto attestors, NewWorkloadAttestors(config_));
 
@@ -39,12 +43,12 @@ absl::Status Agent::Init(const Options& options, std::stop_token stop) {
   }
 
   cache_ = std::make_unique<Cache>(config_.trust_domain);
-  sync_ = std::make_unique<SyncManager>(
-      SyncOptions{.trust_domain = config_.trust_domain,
-                  .servers = config_.server_addresses,
-                  .sync_interval = config_.sync_interval,
-                  .key_type = config_.workload_x509_svid_key_type},
-      *attestation_, *cache_);
+  sync_ =
+      std::make_unique<SyncManager>(SyncOptions{.trust_domain = config_.trust_domain,
+                                                .servers = config_.server_addresses,
+                                                .sync_interval = config_.sync_interval,
+                                                .key_type = config_.workload_x509_svid_key_type},
+                                    *attestation_, *cache_);
   sync_->Start();
 
   WorkloadEndpointOptions endpoint_options;
