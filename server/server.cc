@@ -10,6 +10,7 @@
 #include "common/files.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/api/convert.h"
@@ -26,6 +27,9 @@ using std::chrono::seconds;
 
 constexpr auto kTickInterval = std::chrono::seconds(1);
 constexpr auto kTokenPruneInterval = std::chrono::minutes(1);
+// Memory gRPC's transport may hold for all connections together (see InitGrpc). Sync responses to
+// many agents at once fit with room to spare; a hostile client costs at most this much.
+constexpr size_t kTransportMemoryQuotaBytes = size_t{128} << 20;
 // The loop ticks every second; this much silence means it is stuck.
 constexpr int64_t kLiveTimeoutSeconds = 30;
 
@@ -179,6 +183,13 @@ absl::Status Server::InitGrpc() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Requests are small (the largest is a batch of CSRs); a client must not make us buffer more.
   builder.SetMaxReceiveMessageSize(4 << 20);
+  // gRPC 1.51 enforces that limit only once a message has fully arrived, so a client (even one
+  // that has not authenticated: AttestAgent needs no certificate) could make the server buffer a
+  // message of any claimed size. The transport's memory quota caps what all connections together
+  // may hold: past it, gRPC resets the offending stream (ENHANCE_YOUR_CALM).
+  grpc::ResourceQuota quota("tessera-server");
+  quota.Resize(kTransportMemoryQuotaBytes);
+  builder.SetResourceQuota(quota);
   // Find dead agent connections (their push streams) within minutes, not hours.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);

@@ -8,6 +8,7 @@
 #include "agent/workload/workload_socket.h"
 #include "common/status.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/server_posix.h"
 #include "spdlog/spdlog.h"
 #include "spiffe/jwt_svid.h"
@@ -17,6 +18,8 @@ namespace {
 
 // Requests are tiny; the largest is a token to validate.
 constexpr int kMaxRequestBytes = static_cast<int>(spiffe::kMaxJwtSvidBytes) + 64 * 1024;
+// Transport memory for every connection together: thousands of idle streams need far less.
+constexpr size_t kTransportMemoryQuotaBytes = size_t{64} << 20;
 
 }  // namespace
 
@@ -61,6 +64,12 @@ absl::StatusOr<std::unique_ptr<WorkloadEndpoint>> WorkloadEndpoint::Start(
 
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
+  // gRPC 1.51 checks that limit only after a whole message has arrived, so any local user could
+  // make the agent buffer a message of whatever size it claims. The transport's memory quota
+  // caps what all connections together may hold; past it gRPC resets the stream.
+  grpc::ResourceQuota quota("tessera-agent-workload-api");
+  quota.Resize(kTransportMemoryQuotaBytes);
+  builder.SetResourceQuota(quota);
   builder.RegisterService(endpoint->workload_api_.get());
   for (const auto& service : endpoint->services_) builder.RegisterService(service->grpc_service());
   endpoint->server_ = builder.BuildAndStart();

@@ -3,7 +3,7 @@
 # CLI over the admin socket, checked with the openssl command line. Covers: entry lifecycle,
 # join token with alias entry, x509 mint verified by `openssl verify` against `bundle show`, JWT
 # mint, a bad request refused without effect, and a restart that keeps CA, bundle and entries.
-# Usage: server_cli_test.sh <path to tessera-server>
+# Usage: server_cli_test.sh <tessera-server> [<tessera-agent>, unused]
 set -euo pipefail
 SERVER=$1
 source "$(dirname "$0")/lib.sh"
