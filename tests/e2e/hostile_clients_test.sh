@@ -37,7 +37,10 @@ check_svid "$E2E_DIR/steady" "spiffe://$TRUST_DOMAIN/steady"
 # The workload that never reads: its stream is open and has delivered the first update when it
 # stops.
 # (setpriv, not as_uid: $! must be the watch itself, not a subshell running the function.)
-setpriv --reuid=65534 --regid=65534 --clear-groups \
+# In a session of its own: a stopped process in the test runner's process group would get the
+# whole group (ctest included) killed by SIGHUP if that group were orphaned meanwhile (POSIX
+# orphaned-process-group rule), e.g. when the shell that started ctest exits.
+setsid setpriv --reuid=65534 --regid=65534 --clear-groups \
   "$AGENT" api watch --socket-path "$AGENT_SOCK" --output json \
   >"$E2E_DIR/watch.out" 2>"$E2E_DIR/watch.err" &
 WATCH_PID=$!
