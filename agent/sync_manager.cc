@@ -187,7 +187,7 @@ void SyncManager::SyncLoop(std::stop_token stop) {
       next_sync = Steady::now() + (healthy ? options_.sync_interval
                                            : Backoff(failures, options_.max_backoff, loop_rng_));
     } else if (PruneExpired(now)) {
-      Publish();
+      Publish(/*server_reachable=*/healthy);
     }
   }
 }
@@ -248,7 +248,7 @@ absl::Status SyncManager::SyncOnce() {
       entries.ok() ? client_->GetBundle() : absl::StatusOr<spiffe::Bundle>(entries.status());
   if (!own_bundle.ok()) {
     // Keep serving what we have; only what expired goes.
-    if (PruneExpired(clock_->Now())) Publish();
+    if (PruneExpired(clock_->Now())) Publish(/*server_reachable=*/false);
     return own_bundle.status();
   }
   bool changed = false;
@@ -303,10 +303,10 @@ absl::Status SyncManager::SyncOnce() {
   MintResult minted = to_mint.empty() ? MintResult{} : Mint(to_mint, own);
   changed |= minted.minted > 0;
   changed |= PruneExpired(clock_->Now());
-  if (changed) Publish();
+  if (changed) Publish(/*server_reachable=*/true);
   return minted.fatal.ok() ? partial : minted.fatal;
 }
-void SyncManager::Publish() {
+void SyncManager::Publish(bool server_reachable) {
   std::vector<CachedIdentity> identities;
   identities.reserve(entries_.size());
   for (const auto& [id, entry] : entries_) {
@@ -317,7 +317,7 @@ void SyncManager::Publish() {
   // The only publisher: the next generation is always ours to take.
   const uint64_t generation = cache_.Current()->generation() + 1;
   cache_.Publish(std::make_shared<const CacheSnapshot>(options_.trust_domain, generation, bundles_,
-                                                       std::move(identities)));
+                                                       std::move(identities), server_reachable));
 }
 
 }  // namespace tessera::agent

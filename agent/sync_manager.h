@@ -137,7 +137,8 @@ class SyncManager final : public JwtSvidSource {
   // or (when `healthy`) one is due for rotation or a failed mint may be retried.
   std::optional<Clock::TimePoint> NextEvent(bool healthy) const;
   bool PruneExpired(Clock::TimePoint now);
-  void Publish();
+  // `server_reachable`: whether the last exchange with the server worked (see CacheSnapshot).
+  void Publish(bool server_reachable);
   void RecordResult(const absl::Status& status);
   // Capped exponential backoff with jitter for the `failures`-th consecutive failure.
   static std::chrono::milliseconds Backoff(int failures, std::chrono::milliseconds max,

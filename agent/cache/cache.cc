@@ -9,9 +9,11 @@ CacheSnapshot::CacheSnapshot(spiffe::TrustDomain trust_domain)
     : trust_domain_(std::move(trust_domain)) {}
 
 CacheSnapshot::CacheSnapshot(spiffe::TrustDomain trust_domain, uint64_t generation,
-                             spiffe::BundleSet bundles, std::vector<CachedIdentity> identities)
+                             spiffe::BundleSet bundles, std::vector<CachedIdentity> identities,
+                             bool server_reachable)
     : trust_domain_(std::move(trust_domain)),
       generation_(generation),
+      server_reachable_(server_reachable),
       bundles_(std::move(bundles)),
       identities_(std::move(identities)) {
   std::sort(

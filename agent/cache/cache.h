@@ -60,7 +60,7 @@ class CacheSnapshot {
   // `bundles` holds the own trust domain's bundle and any federated ones; identities may come in
   // any order (they are kept sorted by entry ID).
   CacheSnapshot(spiffe::TrustDomain trust_domain, uint64_t generation, spiffe::BundleSet bundles,
-                std::vector<CachedIdentity> identities);
+                std::vector<CachedIdentity> identities, bool server_reachable = true);
 
   const spiffe::TrustDomain& trust_domain() const { return trust_domain_; }
   // Increases with every published snapshot.
@@ -69,6 +69,10 @@ class CacheSnapshot {
   const spiffe::BundleSet& bundles() const { return bundles_; }
   // The own trust domain's bundle; nullptr before the first sync.
   const spiffe::Bundle* own_bundle() const { return bundles_.Find(trust_domain_); }
+  // False when the agent could not reach the server at the time of this snapshot: an entry
+  // without an SVID then will not get one soon, so a caller waiting for it is told so instead of
+  // being kept waiting.
+  bool server_reachable() const { return server_reachable_; }
   // Every identity, sorted by entry ID.
   const std::vector<CachedIdentity>& identities() const { return identities_; }
   // nullptr when no entry has this ID.
@@ -89,6 +93,7 @@ class CacheSnapshot {
  private:
   spiffe::TrustDomain trust_domain_;
   uint64_t generation_ = 0;
+  bool server_reachable_ = true;
   spiffe::BundleSet bundles_;
   std::vector<CachedIdentity> identities_;  // sorted by entry ID
   // Selector -> indexes into identities_ of the entries that carry it.

@@ -154,6 +154,26 @@ TEST_F(WorkloadApiTest, EntriesBeingMintedAreNotServedAndTheCallerWaits) {
   EXPECT_THAT(Ids(*events[0]), ElementsAre("spiffe://example.org/pending"));
 }
 
+TEST_F(WorkloadApiTest, CallerWithoutSvidsIsToldWhenTheServerIsUnreachable) {
+  StartEndpoint();
+  // Its only SVID is gone (expired) and the agent cannot reach the server to mint another:
+  // UNAVAILABLE at once rather than a call that waits indefinitely.
+  PublishIdentities({Identity(pki_, {.id = "gone",
+                                     .spiffe_id = "spiffe://example.org/gone",
+                                     .selectors = {Uid()},
+                                     .minted = false})},
+                    {}, /*server_reachable=*/false);
+  auto x509 = Client()->FetchX509Context();
+  EXPECT_EQ(x509.status().code(), absl::StatusCode::kUnavailable) << x509.status();
+  EXPECT_THAT(std::string(x509.status().message()), HasSubstr("cannot reach the server"));
+
+  // Back in touch and minted: served again.
+  Publish({{.id = "gone", .spiffe_id = "spiffe://example.org/gone", .selectors = {Uid()}}});
+  x509 = Client()->FetchX509Context();
+  ASSERT_TRUE(x509.ok()) << x509.status();
+  EXPECT_THAT(Ids(*x509), ElementsAre("spiffe://example.org/gone"));
+}
+
 TEST_F(WorkloadApiTest, WatchSeesRotationAsCompleteNewStateAndNothingWhenUnchanged) {
   StartEndpoint();
   CachedIdentity first = Identity(

@@ -234,6 +234,12 @@ Step ComposeX509Svid(const CacheSnapshot& snapshot, const AttestedCaller& caller
     if (identity.svid != nullptr) minted.push_back(std::move(identity));
   }
   const spiffe::Bundle* own = snapshot.own_bundle();
+  if (minted.empty() && !snapshot.server_reachable()) {
+    // Its SVIDs expired (or were never minted) and the server is away: waiting could last
+    // indefinitely, so say so; the client retries with backoff.
+    return Step::Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                     "no X509-SVID available: the agent cannot reach the server"));
+  }
   if (minted.empty() || own == nullptr) {
     spdlog::debug("workload api: {}: pid {} waits for its X509-SVIDs", kMethod, caller.pid);
     return Step::Skip();

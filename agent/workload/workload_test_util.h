@@ -414,10 +414,11 @@ class EndpointFixture : public ::testing::Test {
     PublishIdentities(std::move(identities), std::move(bundles));
   }
   void PublishIdentities(std::vector<CachedIdentity> identities,
-                         std::optional<spiffe::BundleSet> bundles = {}) {
+                         std::optional<spiffe::BundleSet> bundles = {},
+                         bool server_reachable = true) {
     ASSERT_TRUE(cache_.Publish(std::make_shared<const CacheSnapshot>(
         Td("example.org"), ++generation_, bundles.has_value() ? *bundles : pki_.Bundles(),
-        std::move(identities))));
+        std::move(identities), server_reachable)));
   }
 
   spiffe::WorkloadApiClientOptions ClientOptions() const {
