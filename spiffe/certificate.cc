@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <climits>
+#include <cstring>
 #include <ctime>
 #include <string>
 
@@ -26,9 +27,21 @@ using OpenSslCharPtr = std::unique_ptr<char, OpenSslFreeDeleter>;
 
 // One DER certificate starting at `*p`; advances `*p` past it.
 absl::StatusOr<Certificate> ParseOne(const unsigned char** p, long len) {
+  const unsigned char* const begin = *p;
   X509* raw = d2i_X509(nullptr, p, len);
   if (raw == nullptr) return OpenSslError("parse certificate");
   X509Ptr x509(raw);
+  // d2i also takes some BER that is not DER; such a certificate would be re-encoded differently
+  // when we pass it on (and two parties could disagree on what was signed). X.509 is DER only.
+  unsigned char* reencoded = nullptr;
+  const int reencoded_len = i2d_X509(x509.get(), &reencoded);
+  const bool canonical = reencoded_len == *p - begin &&
+                         std::memcmp(reencoded, begin, static_cast<size_t>(reencoded_len)) == 0;
+  OPENSSL_free(reencoded);
+  if (!canonical) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("parse certificate: not DER (a non-canonical encoding)");
+  }
   // Computing the extension cache is where OpenSSL notices malformed or duplicated extensions;
   // such a certificate's SANs and constraints cannot be trusted, so it is refused outright.
   if (X509_get_extension_flags(x509.get()) & EXFLAG_INVALID) {

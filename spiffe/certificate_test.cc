@@ -104,6 +104,19 @@ TEST_F(CertificateTest, DerAndPemRoundTrip) {
   EXPECT_THAT(leaf_.ToPem(), StartsWith("-----BEGIN CERTIFICATE-----\n"));
 }
 
+// Found by the spiffe_x509 fuzzer: OpenSSL's d2i accepts this mutated certificate, but it is not
+// DER (re-encoding it gives other bytes). Refused, alone and inside a chain.
+TEST(CertificateParseTest, NonDerEncodingIsRefused) {
+  const std::string ber = ReadTestdata("non_der_certificate.der");
+  ASSERT_FALSE(ber.empty());
+  auto one = Certificate::FromDer(ber);
+  EXPECT_EQ(one.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(one.status().message()), HasSubstr("not DER"));
+  auto chain = ParseDerChain(ber);
+  EXPECT_EQ(chain.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(chain.status().message()), HasSubstr("not DER"));
+}
+
 TEST_F(CertificateTest, SingleCertificateErrors) {
   std::string der = leaf_.ToDer();
   auto empty = Certificate::FromDer("");
