@@ -8,33 +8,15 @@ set -euo pipefail
 SERVER=$1
 source "$(dirname "$0")/lib.sh"
 
-PORT=$(free_port)
 HEALTH_PORT=$(free_port)
-SOCK="$E2E_DIR/run/api.sock"
-cat >"$E2E_DIR/server.toml" <<TOML
-trust_domain = "example.org"
-bind_address = "127.0.0.1"
-bind_port = $PORT
-socket_path = "$SOCK"
-data_dir = "$E2E_DIR/data"
-log_format = "json"
-[node_attestor.join_token]
-[health]
-bind_port = $HEALTH_PORT
-TOML
-
-start_server() {
-  "$SERVER" run --config "$E2E_DIR/server.toml" >>"$E2E_DIR/server.log" 2>&1 &
-  SERVER_PID=$!
-  E2E_PIDS+=("$SERVER_PID")
-  wait_for "server health" 20 "$SERVER" healthcheck --socket-path "$SOCK"
-}
-stop_server() {
-  kill -TERM "$SERVER_PID"
-  wait "$SERVER_PID" || fail "server exited non-zero on SIGTERM"
+SOCK=$ADMIN_SOCK
+write_server_config "$(printf '[health]\nbind_port = %s' "$HEALTH_PORT")"
+# lib.sh's stop_server, plus: the admin socket is removed on shutdown.
+stop_server_cleanly() {
+  stop_server
   [[ ! -e $SOCK ]] || fail "admin socket left behind after shutdown"
 }
-cli() { "$SERVER" "$@" --socket-path "$SOCK"; }
+cli() { srv "$@"; }
 
 start_server
 [[ $(stat -c %a "$(dirname "$SOCK")") == 700 ]] || fail "admin socket directory is not 0700"
@@ -86,7 +68,7 @@ grep -q '"sub":"spiffe://example.org/cli"' <<<"$PAYLOAD" || fail "jwt sub: $PAYL
 grep -q '"db"' <<<"$PAYLOAD" || fail "jwt aud: $PAYLOAD"
 
 # Restart: same CA, same entries.
-stop_server
+stop_server_cleanly
 start_server
 cmp <(cli bundle show --format pem) "$E2E_DIR/bundle.pem" || fail "CA changed across restart"
 [[ $(cli entry count) == "2 registration entries" ]] || fail "entries lost across restart"
