@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/attestation_manager.h"
 #include "agent/cache/cache.h"
+#include "agent/sds/sds_service.h"
 #include "agent/sync_manager.h"
 #include "agent/workload/endpoint.h"
 #include "agent/workload_attestors.h"
@@ -56,8 +57,15 @@ absl::Status Agent::Init(const Options& options, std::stop_token stop) {
   endpoint_options.attestors = std::move(attestors);
   endpoint_options.cache = cache_.get();
   endpoint_options.jwt_source = sync_.get();
+  // Envoy's SDS on the same socket, its callers attested like any workload.
+  endpoint_options.services.push_back(SdsService::Factory(
+      cache_.get(),
+      SdsSettings{.default_svid_name = config_.sds.default_svid_name,
+                  .default_bundle_name = config_.sds.default_bundle_name,
+                  .default_all_bundles_name = config_.sds.default_all_bundles_name,
+                  .disable_spiffe_cert_validation = config_.sds.disable_spiffe_cert_validation}));
   ASSIGN_OR_RETURN(endpoint_, WorkloadEndpoint::Start(std::move(endpoint_options)));
-  spdlog::info("agent: Workload API listening on {}", config_.socket_path.string());
+  spdlog::info("agent: Workload API and Envoy SDS listening on {}", config_.socket_path.string());
 
   if (config_.health.has_value()) {
     const HealthConfig& h = *config_.health;

@@ -1,6 +1,7 @@
 // Expected shape of the SPIRE server API v1 and Tessera notification protos, written from
-// shared/reference/SPIRE-API-FACTS.md §1 and §2 in its own notation. Only proto_compat_test.cc
-// includes this; it is data, not an API.
+// shared/reference/SPIRE-API-FACTS.md §1 and §2, and of our subset of Envoy's SDS v3 protos,
+// written from shared/reference/SPIFFE-FACTS.md §5 (the kSds* tables), in one notation. Only
+// proto_compat_test.cc includes this; it is data, not an API.
 #ifndef TESSERA_PROTO_PROTO_COMPAT_TABLES_H_
 #define TESSERA_PROTO_PROTO_COMPAT_TABLES_H_
 
@@ -318,6 +319,111 @@ constexpr Row kEnums[] = {
      "AGENT_MUST_REATTEST=5"},
     {"spire.api.server.bundle.v1.BatchDeleteFederatedBundleRequest.Mode",
      "RESTRICT=0; DELETE=1; DISSOCIATE=2"},
+};
+
+// --- Envoy SDS v3 (SPIFFE-FACTS.md §5) ---------------------------------------------------------
+// Same notation. Type names are relative to the longest package prefix shared with the
+// message's (or service's) own package, as .proto files write them: from
+// envoy.service.discovery.v3, envoy.config.core.v3.Node is "config.core.v3.Node". Fields Envoy
+// has but our subset leaves out (see each .proto's header) are absent here on purpose.
+
+constexpr Row kSdsMethods[] = {
+    {"/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets",
+     "stream discovery.v3.DeltaDiscoveryRequest -> stream discovery.v3.DeltaDiscoveryResponse"},
+    {"/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets",
+     "stream discovery.v3.DiscoveryRequest -> stream discovery.v3.DiscoveryResponse"},
+    {"/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets",
+     "discovery.v3.DiscoveryRequest -> discovery.v3.DiscoveryResponse"},
+};
+
+constexpr std::string_view kSdsSecretTypeUrl =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+constexpr std::string_view kSpiffeValidatorTypeUrl =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.SPIFFECertValidatorConfig";
+
+constexpr Row kSdsMessages[] = {
+    // envoy.service.discovery.v3
+    {"envoy.service.discovery.v3.DiscoveryRequest",
+     "version_info=1 string; node=2 config.core.v3.Node; resource_names=3 rep string; "
+     "type_url=4 string; response_nonce=5 string; error_detail=6 google.rpc.Status; "
+     "resource_locators=7 rep ResourceLocator"},
+    {"envoy.service.discovery.v3.DiscoveryResponse",
+     "version_info=1 string; resources=2 rep google.protobuf.Any; canary=3 bool; "
+     "type_url=4 string; nonce=5 string; control_plane=6 config.core.v3.ControlPlane"},
+    {"envoy.service.discovery.v3.DeltaDiscoveryRequest",
+     "node=1 config.core.v3.Node; type_url=2 string; resource_names_subscribe=3 rep string; "
+     "resource_names_unsubscribe=4 rep string; "
+     "initial_resource_versions=5 map<string, string>; response_nonce=6 string; "
+     "error_detail=7 google.rpc.Status; resource_locators_subscribe=8 rep ResourceLocator; "
+     "resource_locators_unsubscribe=9 rep ResourceLocator"},
+    {"envoy.service.discovery.v3.DeltaDiscoveryResponse",
+     "system_version_info=1 string; resources=2 rep Resource; type_url=4 string; "
+     "nonce=5 string; removed_resources=6 rep string; "
+     "control_plane=7 config.core.v3.ControlPlane"},
+    {"envoy.service.discovery.v3.Resource",
+     "version=1 string; resource=2 google.protobuf.Any; name=3 string; aliases=4 rep string; "
+     "ttl=6 google.protobuf.Duration; cache_control=7 Resource.CacheControl"},
+    {"envoy.service.discovery.v3.ResourceLocator",
+     "name=1 string; dynamic_parameters=2 map<string, string>"},
+    // envoy.config.core.v3 and envoy.type.v3
+    {"envoy.config.core.v3.Node",
+     "id=1 string; cluster=2 string; metadata=3 google.protobuf.Struct; locality=4 Locality; "
+     "user_agent_name=6 string; user_agent_version=7 string oneof(user_agent_version_type); "
+     "user_agent_build_version=8 BuildVersion oneof(user_agent_version_type); "
+     "extensions=9 rep Extension; client_features=10 rep string"},
+    {"envoy.config.core.v3.BuildVersion",
+     "version=1 type.v3.SemanticVersion; metadata=2 google.protobuf.Struct"},
+    {"envoy.type.v3.SemanticVersion",
+     "major_number=1 uint32; minor_number=2 uint32; patch=3 uint32"},
+    {"envoy.config.core.v3.ControlPlane", "identifier=1 string"},
+    {"envoy.config.core.v3.DataSource",
+     "filename=1 string oneof(specifier); inline_bytes=2 bytes oneof(specifier); "
+     "inline_string=3 string oneof(specifier); environment_variable=4 string oneof(specifier)"},
+    {"envoy.config.core.v3.TypedExtensionConfig",
+     "name=1 string; typed_config=2 google.protobuf.Any"},
+    // envoy.extensions.transport_sockets.tls.v3
+    {"envoy.extensions.transport_sockets.tls.v3.Secret",
+     "name=1 string; tls_certificate=2 TlsCertificate oneof(type); "
+     "session_ticket_keys=3 TlsSessionTicketKeys oneof(type); "
+     "validation_context=4 CertificateValidationContext oneof(type); "
+     "generic_secret=5 GenericSecret oneof(type)"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsSessionTicketKeys",
+     "keys=1 rep config.core.v3.DataSource"},
+    {"envoy.extensions.transport_sockets.tls.v3.GenericSecret",
+     "secret=1 config.core.v3.DataSource; secrets=2 map<string, config.core.v3.DataSource>"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsCertificate",
+     "certificate_chain=1 config.core.v3.DataSource; private_key=2 config.core.v3.DataSource; "
+     "password=3 config.core.v3.DataSource; ocsp_staple=4 config.core.v3.DataSource; "
+     "signed_certificate_timestamp=5 rep config.core.v3.DataSource; "
+     "pkcs12=8 config.core.v3.DataSource"},
+    {"envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
+     "trusted_ca=1 config.core.v3.DataSource; verify_certificate_hash=2 rep string; "
+     "verify_certificate_spki=3 rep string; "
+     "require_signed_certificate_timestamp=6 google.protobuf.BoolValue; "
+     "crl=7 config.core.v3.DataSource; allow_expired_certificate=8 bool; "
+     "trust_chain_verification=10 CertificateValidationContext.TrustChainVerification; "
+     "custom_validator_config=12 config.core.v3.TypedExtensionConfig; "
+     "only_verify_leaf_cert_crl=14 bool; max_verify_depth=16 google.protobuf.UInt32Value"},
+    {"envoy.extensions.transport_sockets.tls.v3.SPIFFECertValidatorConfig",
+     "trust_domains=1 rep SPIFFECertValidatorConfig.TrustDomain; "
+     "trust_bundles=2 config.core.v3.DataSource"},
+    {"envoy.extensions.transport_sockets.tls.v3.SPIFFECertValidatorConfig.TrustDomain",
+     "name=1 string; trust_bundle=2 config.core.v3.DataSource"},
+    // Not spelled out in §5; checked against Envoy's api/ protos so that every message of our
+    // files is pinned.
+    {"envoy.service.discovery.v3.Resource.CacheControl", "do_not_cache=1 bool"},
+    {"envoy.config.core.v3.Locality", "region=1 string; zone=2 string; sub_zone=3 string"},
+    {"envoy.config.core.v3.Extension",
+     "name=1 string; category=2 string; version=4 BuildVersion; disabled=5 bool; "
+     "type_urls=6 rep string"},
+    {"envoy.service.secret.v3.SdsDummy", ""},
+};
+
+// Not spelled out in §5; from Envoy's common.proto.
+constexpr Row kSdsEnums[] = {
+    {"envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext."
+     "TrustChainVerification",
+     "VERIFY_TRUST_CHAIN=0; ACCEPT_UNTRUSTED=1"},
 };
 
 }  // namespace tessera::proto_compat

@@ -1,7 +1,8 @@
-// Pins the SPIRE server API v1 and Tessera notification protos to their wire contract
-// (shared/reference/SPIRE-API-FACTS.md §1, §2). Every service, method, message, field and enum of
-// those files is listed here in the reference's own notation; a renamed, renumbered, retyped,
-// added or removed element fails the test. Byte-level cases prove the tag numbers on the wire.
+// Pins the SPIRE server API v1 and Tessera notification protos (shared/reference/
+// SPIRE-API-FACTS.md §1, §2) and our subset of Envoy's SDS v3 protos (SPIFFE-FACTS.md §5) to
+// their wire contract. Every service, method, message, field and enum of those files is listed
+// in proto_compat_tables.h; a renamed, renumbered, retyped, added or removed element fails the
+// test. Byte-level cases prove the tag numbers on the wire.
 
 #include <google/protobuf/any.pb.h>
 #include <google/protobuf/descriptor.h>
@@ -11,10 +12,19 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "envoy/config/core/v3/base.pb.h"
+#include "envoy/config/core/v3/extension.pb.h"
+#include "envoy/extensions/transport_sockets/tls/v3/common.pb.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls_spiffe_validator_config.pb.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
+#include "envoy/service/secret/v3/sds.pb.h"
+#include "envoy/type/v3/semantic_version.pb.h"
 #include "gtest/gtest.h"
 #include "proto_compat_tables.h"  // beside this file
 #include "spire/api/server/agent/v1/agent.pb.h"
@@ -47,9 +57,16 @@ using google::protobuf::FileDescriptor;
 using google::protobuf::ServiceDescriptor;
 
 namespace types = ::spire::api::types;
+namespace core = ::envoy::config::core::v3;
+namespace discovery = ::envoy::service::discovery::v3;
+namespace tls = ::envoy::extensions::transport_sockets::tls::v3;
 using proto_compat::kEnums;
 using proto_compat::kMessages;
 using proto_compat::kMethods;
+using proto_compat::kSdsEnums;
+using proto_compat::kSdsMessages;
+using proto_compat::kSdsMethods;
+using proto_compat::Row;
 
 // Naming a message of each file links its generated code into this binary, which is what
 // registers the file in the generated pool; the pool is then searched by name.
@@ -74,16 +91,48 @@ std::vector<const FileDescriptor*> CoveredFiles() {
       spire::api::server::svid::v1::BatchNewX509SVIDRequest::descriptor()->file(),
       spire::api::server::trustdomain::v1::RefreshBundleRequest::descriptor()->file(),
       tessera::server::v1::Notification::descriptor()->file(),
+      envoy::type::v3::SemanticVersion::descriptor()->file(),
+      core::Node::descriptor()->file(),
+      core::TypedExtensionConfig::descriptor()->file(),
+      discovery::DiscoveryRequest::descriptor()->file(),
+      envoy::service::secret::v3::SdsDummy::descriptor()->file(),
+      tls::Secret::descriptor()->file(),
+      tls::TlsCertificate::descriptor()->file(),
+      tls::SPIFFECertValidatorConfig::descriptor()->file(),
   };
 }
 
-// A type name as the tables write it: relative to `package` when inside it, and
-// "spire.api.types." shortened to "types.".
+// A table kind's rows: SPIRE's, then Envoy SDS's.
+std::vector<Row> Rows(std::span<const Row> spire, std::span<const Row> sds) {
+  std::vector<Row> out(spire.begin(), spire.end());
+  out.insert(out.end(), sds.begin(), sds.end());
+  return out;
+}
+
+// A type name as the tables write it: relative to the longest package prefix it shares with
+// `package`, as .proto files write references. So spire.api.types.X seen from spire.api.server.*
+// is "types.X", envoy.config.core.v3.Node seen from envoy.service.discovery.v3 is
+// "config.core.v3.Node"; a name sharing no prefix (google.*) stays full.
 std::string ShortName(const std::string& full_name, const std::string& package) {
-  if (full_name.rfind(package + ".", 0) == 0) return full_name.substr(package.size() + 1);
-  constexpr std::string_view kTypes = "spire.api.types.";
-  if (full_name.rfind(kTypes, 0) == 0) return "types." + full_name.substr(kTypes.size());
+  std::string prefix = package;
+  while (!prefix.empty()) {
+    if (full_name.rfind(prefix + ".", 0) == 0) return full_name.substr(prefix.size() + 1);
+    const size_t dot = prefix.rfind('.');
+    prefix.resize(dot == std::string::npos ? 0 : dot);
+  }
   return full_name;
+}
+
+// A field's type; a map field is "map<K, V>" rather than its synthesized entry message.
+std::string TypeName(const FieldDescriptor& field, const std::string& package) {
+  if (field.is_map()) {
+    const Descriptor& entry = *field.message_type();
+    return "map<" + TypeName(*entry.map_key(), package) + ", " +
+           TypeName(*entry.map_value(), package) + ">";
+  }
+  if (field.message_type() != nullptr) return ShortName(field.message_type()->full_name(), package);
+  if (field.enum_type() != nullptr) return ShortName(field.enum_type()->full_name(), package);
+  return field.type_name();
 }
 
 // "name=N [rep] type [oneof(o)]; ..." in field-number order.
@@ -97,14 +146,8 @@ std::string RenderFields(const Descriptor& message) {
   for (const FieldDescriptor* field : fields) {
     if (!out.empty()) out += "; ";
     out += field->name() + "=" + std::to_string(field->number());
-    if (field->is_repeated()) out += " rep";
-    if (field->message_type() != nullptr) {
-      out += " " + ShortName(field->message_type()->full_name(), package);
-    } else if (field->enum_type() != nullptr) {
-      out += " " + ShortName(field->enum_type()->full_name(), package);
-    } else {
-      out += std::string(" ") + field->type_name();
-    }
+    if (field->is_repeated() && !field->is_map()) out += " rep";
+    out += " " + TypeName(*field, package);
     if (field->real_containing_oneof() != nullptr) {
       out += " oneof(" + field->real_containing_oneof()->name() + ")";
     }
@@ -123,6 +166,7 @@ std::string RenderEnum(const EnumDescriptor& e) {
 }
 
 void CollectMessages(const Descriptor& message, std::vector<const Descriptor*>* out) {
+  if (message.options().map_entry()) return;  // rendered as its map field's type
   out->push_back(&message);
   for (int i = 0; i < message.nested_type_count(); ++i) {
     CollectMessages(*message.nested_type(i), out);
@@ -157,7 +201,7 @@ std::string Bytes(std::initializer_list<uint8_t> bytes) {
 TEST(ProtoCompat, EveryMethodHasItsPathAndStreamingKind) {
   CoveredFiles();
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
-  for (const auto& [path, signature] : kMethods) {
+  for (const auto& [path, signature] : Rows(kMethods, kSdsMethods)) {
     SCOPED_TRACE(path);
     const size_t slash = path.rfind('/');
     ASSERT_TRUE(path[0] == '/' && slash != std::string_view::npos && slash > 0);
@@ -177,7 +221,7 @@ TEST(ProtoCompat, EveryMethodHasItsPathAndStreamingKind) {
 
 TEST(ProtoCompat, NoMethodIsMissingFromTheTable) {
   std::map<std::string, int> listed;
-  for (const auto& [path, signature] : kMethods) {
+  for (const auto& [path, signature] : Rows(kMethods, kSdsMethods)) {
     ++listed[std::string(path.substr(1, path.rfind('/') - 1))];
   }
   int services = 0;
@@ -187,13 +231,13 @@ TEST(ProtoCompat, NoMethodIsMissingFromTheTable) {
       EXPECT_EQ(service->method_count(), listed[service->full_name()]) << service->full_name();
     }
   }
-  EXPECT_EQ(services, 6);
+  EXPECT_EQ(services, 7);
 }
 
 TEST(ProtoCompat, EveryMessageHasExactlyItsFields) {
   CoveredFiles();
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
-  for (const auto& [name, fields] : kMessages) {
+  for (const auto& [name, fields] : Rows(kMessages, kSdsMessages)) {
     const Descriptor* message = pool->FindMessageTypeByName(std::string(name));
     ASSERT_NE(message, nullptr) << name;
     EXPECT_EQ(RenderFields(*message), fields) << name;
@@ -202,18 +246,18 @@ TEST(ProtoCompat, EveryMessageHasExactlyItsFields) {
 
 TEST(ProtoCompat, NoMessageIsMissingFromTheTable) {
   std::map<std::string, int> listed;
-  for (const auto& [name, fields] : kMessages) ++listed[std::string(name)];
+  for (const auto& [name, fields] : Rows(kMessages, kSdsMessages)) ++listed[std::string(name)];
   const std::vector<const Descriptor*> all = AllMessages();
   for (const Descriptor* message : all) {
     EXPECT_EQ(listed[message->full_name()], 1) << message->full_name();
   }
-  EXPECT_EQ(all.size(), std::size(kMessages));
+  EXPECT_EQ(all.size(), std::size(kMessages) + std::size(kSdsMessages));
 }
 
 TEST(ProtoCompat, EveryEnumHasExactlyItsValues) {
   CoveredFiles();
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
-  for (const auto& [name, values] : kEnums) {
+  for (const auto& [name, values] : Rows(kEnums, kSdsEnums)) {
     const EnumDescriptor* e = pool->FindEnumTypeByName(std::string(name));
     ASSERT_NE(e, nullptr) << name;
     EXPECT_EQ(RenderEnum(*e), values) << name;
@@ -221,7 +265,7 @@ TEST(ProtoCompat, EveryEnumHasExactlyItsValues) {
   size_t enums = 0;
   for (const Descriptor* message : AllMessages()) enums += message->enum_type_count();
   for (const FileDescriptor* file : CoveredFiles()) enums += file->enum_type_count();
-  EXPECT_EQ(enums, std::size(kEnums));
+  EXPECT_EQ(enums, std::size(kEnums) + std::size(kSdsEnums));
 }
 
 // The checker itself must notice drift: rebuild entry.proto in a private pool with one number
@@ -394,6 +438,35 @@ TEST(ProtoCompat, NotificationWireBytes) {
   notification.set_bundle_sequence_number(9);
   EXPECT_EQ(Hex(notification.SerializeAsString()),
             Hex(Bytes({0x08, 0x01, 0x18, 0x01, 0x20, 0x09})));
+}
+
+// What an SDS server sends (a Secret with inline PEM, under §5's type URLs) and what Envoy
+// sends (a node with the build version SPIRE gates the SPIFFE validator on).
+TEST(ProtoCompat, SdsWireBytes) {
+  tls::Secret secret;
+  secret.set_name("d");
+  secret.mutable_tls_certificate()->mutable_certificate_chain()->set_inline_bytes("c");
+  secret.mutable_tls_certificate()->mutable_private_key()->set_inline_bytes("k");
+  EXPECT_EQ(Hex(secret.SerializeAsString()),
+            Hex(Bytes({0x0a, 0x01, 'd', 0x12, 0x0a,      // name=1, tls_certificate=2
+                       0x0a, 0x03, 0x12, 0x01, 'c',      //   certificate_chain=1 {inline_bytes=2}
+                       0x12, 0x03, 0x12, 0x01, 'k'})));  //   private_key=2 {inline_bytes=2}
+  google::protobuf::Any any;
+  ASSERT_TRUE(any.PackFrom(secret));
+  EXPECT_EQ(any.type_url(), proto_compat::kSdsSecretTypeUrl);
+  ASSERT_TRUE(any.PackFrom(tls::SPIFFECertValidatorConfig()));
+  EXPECT_EQ(any.type_url(), proto_compat::kSpiffeValidatorTypeUrl);
+
+  discovery::DiscoveryRequest request;
+  ASSERT_TRUE(request.ParseFromString(
+      Bytes({0x12, 0x0b, 0x0a, 0x01, 'n',         // node=2 {id=1
+             0x42, 0x06, 0x0a, 0x04, 0x08, 0x01,  //   user_agent_build_version=8 {version=1
+             0x10, 0x1e,                          //     {major=1, minor=30}}}
+             0x2a, 0x01, 'N',                     // response_nonce=5
+             0x32, 0x03, 0x12, 0x01, 'x'})));     // error_detail=6 {message=2}
+  EXPECT_EQ(request.node().user_agent_build_version().version().minor_number(), 30u);
+  EXPECT_EQ(request.response_nonce(), "N");
+  EXPECT_EQ(request.error_detail().message(), "x");
 }
 
 }  // namespace

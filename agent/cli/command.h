@@ -113,6 +113,8 @@ class Registrar {
 
 // Each command family adds its leaves.
 void RegisterFetchCommands(CLI::App& api, Registrar& registrar);
+// `fetch secrets` under `fetch` (sds_commands.cc).
+void RegisterSecretsCommand(CLI::App* fetch, Registrar& registrar);
 void RegisterWatchCommand(CLI::App& api, Registrar& registrar);
 void RegisterHealthCheckCommand(CLI::App& app, Registrar& registrar);
 

@@ -248,6 +248,7 @@ void RegisterFetchCommands(CLI::App& api, Registrar& registrar) {
 
   registrar.AddLeaf(fetch, "bundles", "fetch the X.509 bundles of every trusted trust domain",
                     [](CommandEnv& env) { return FetchBundles(env); });
+  RegisterSecretsCommand(fetch, registrar);
 
   CLI::App* validate = api.add_subcommand("validate", "have the agent validate an SVID");
   validate->require_subcommand(1);

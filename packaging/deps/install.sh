@@ -13,7 +13,7 @@ packages=(
   libssl-dev libsystemd-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
   libsqlite3-dev libpq-dev libcurl4-openssl-dev libcpp-httplib-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev openssl curl python3
+  libgtest-dev libgmock-dev libbenchmark-dev openssl curl python3 python3-yaml
 )
 
 missing=()
