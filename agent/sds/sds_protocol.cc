@@ -16,10 +16,6 @@ namespace {
 
 namespace discovery = envoy::service::discovery::v3;
 
-bool IsNack(const google::rpc::Status& error_detail) {
-  return error_detail.code() != 0 || !error_detail.message().empty();
-}
-
 // The request's names as a set: order and duplicates do not change a subscription.
 std::vector<std::string> NameSet(const google::protobuf::RepeatedPtrField<std::string>& names) {
   std::vector<std::string> out;
@@ -60,6 +56,12 @@ absl::Status SdsPeer::Update(std::string_view type_url, const envoy::config::cor
   return absl::OkStatus();
 }
 
+void SdsPeer::LogNack(std::string_view nonce, const google::rpc::Status& error_detail) const {
+  if (error_detail.code() == 0 && error_detail.message().empty()) return;
+  spdlog::warn("sds: {} rejected the secrets of nonce \"{}\": {}", Describe(), nonce,
+               error_detail.message());
+}
+
 std::string SdsPeer::Describe() const {
   if (node_id_.empty()) return caller_;
   return absl::StrCat(caller_, " (node ", node_id_, ")");
@@ -68,22 +70,15 @@ std::string SdsPeer::Describe() const {
 SotwProtocol::Step SotwProtocol::OnRequest(const discovery::DiscoveryRequest& request,
                                            const CacheSnapshot& snapshot,
                                            const spiffe::SelectorSet& selectors) {
-  bool settings_changed;
-  absl::Status status = peer_.Update(
-      request.type_url(), request.has_node() ? &request.node() : nullptr, &settings_changed);
-  if (!status.ok()) return status;
-  if (request.has_error_detail() && IsNack(request.error_detail())) {
-    spdlog::warn("sds: {} rejected secrets (version \"{}\", nonce \"{}\"): {}", peer_.Describe(),
-                 request.version_info(), request.response_nonce(),
-                 request.error_detail().message());
-  }
+  absl::StatusOr<bool> settings_changed = peer_.Accept(request);
+  if (!settings_changed.ok()) return settings_changed.status();
   if (!last_nonce_.empty() && request.response_nonce() != last_nonce_) {
     spdlog::debug("sds: {}: ignoring a request with stale nonce \"{}\" (expected \"{}\")",
                   peer_.Describe(), request.response_nonce(), last_nonce_);
     return std::nullopt;
   }
   std::vector<std::string> names = NameSet(request.resource_names());
-  if (requested_ && names == names_ && !settings_changed) return std::nullopt;  // ACK or NACK
+  if (requested_ && names == names_ && !*settings_changed) return std::nullopt;  // ACK or NACK
   requested_ = true;
   names_ = std::move(names);
   dirty_ = true;
@@ -127,14 +122,8 @@ SotwProtocol::Step SotwProtocol::Compose(const CacheSnapshot& snapshot,
 DeltaProtocol::Step DeltaProtocol::OnRequest(const discovery::DeltaDiscoveryRequest& request,
                                              const CacheSnapshot& snapshot,
                                              const spiffe::SelectorSet& selectors) {
-  bool settings_changed;
-  absl::Status status = peer_.Update(
-      request.type_url(), request.has_node() ? &request.node() : nullptr, &settings_changed);
-  if (!status.ok()) return status;
-  if (request.has_error_detail() && IsNack(request.error_detail())) {
-    spdlog::warn("sds: {} rejected secrets (nonce \"{}\"): {}", peer_.Describe(),
-                 request.response_nonce(), request.error_detail().message());
-  }
+  absl::StatusOr<bool> settings_changed = peer_.Accept(request);
+  if (!settings_changed.ok()) return settings_changed.status();
   if (!requested_) {
     requested_ = true;
     wildcard_ = request.resource_names_subscribe().empty();

@@ -59,11 +59,23 @@ class SdsPeer {
   // settings changed.
   absl::Status Update(std::string_view type_url, const envoy::config::core::v3::Node* node,
                       bool* changed);
+  // Update for a (Delta)DiscoveryRequest, and logs a NACK. True when the settings changed.
+  template <typename Request>
+  absl::StatusOr<bool> Accept(const Request& request) {
+    bool changed;
+    absl::Status status =
+        Update(request.type_url(), request.has_node() ? &request.node() : nullptr, &changed);
+    if (!status.ok()) return status;
+    if (request.has_error_detail()) LogNack(request.response_nonce(), request.error_detail());
+    return changed;
+  }
   const SdsSettings& settings() const { return settings_; }
   // "pid 42 (node web-1)", for logs.
   std::string Describe() const;
 
  private:
+  void LogNack(std::string_view nonce, const google::rpc::Status& error_detail) const;
+
   const SdsSettings defaults_;
   SdsSettings settings_;
   const std::string caller_;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/sds/sds_protocol.h"
+#include "agent/workload/subscribed_stream.h"
 #include "common/strings.h"
 #include "spdlog/spdlog.h"
 
@@ -17,8 +18,8 @@ namespace {
 
 namespace discovery = envoy::service::discovery::v3;
 using workload_internal::ShuttingDown;
-using workload_internal::StreamBase;
 using workload_internal::StreamRegistry;
+using workload_internal::SubscribedStream;
 using workload_internal::ToGrpc;
 using workload_internal::UnaryCall;
 
@@ -27,36 +28,23 @@ grpc::Status NotSynced() {
                       "agent is not ready: it has not synced with the server yet");
 }
 
-// One SDS stream. gRPC owns it from the handler until OnDone, where it deletes itself after
-// leaving the cache and the registry.
-//
-// As in the Workload API's SnapshotStream, whoever holds the token (busy_) is the only thread
-// that runs the protocol, starts a read or a write, or finishes: the attestation holds it first,
-// then each write until OnWriteDone. Reads, snapshots, cancellation and shutdown are recorded
-// under mu_ and left to the holder. A read is started only after the previous request was
-// handled, so at most one request waits in pending_request_. After Finish the token is never
-// given back: late callbacks (the read outstanding at Finish completes with ok=false) do nothing.
+// One SDS stream (see subscribed_stream.h for the token). gRPC owns it from the handler until
+// OnDone, where it deletes itself after leaving the cache and the registry. A read is started
+// only after the previous request was handled, so at most one request waits in
+// pending_request_; requests that arrive before the attestation answered wait for it.
 template <typename Protocol, typename Request>
 class SdsStream final : public grpc::ServerBidiReactor<Request, typename Protocol::Response>,
-                        public StreamBase {
+                        public SubscribedStream {
  public:
   using Response = typename Protocol::Response;
 
   SdsStream(const char* method, Cache& cache, StreamRegistry& registry, SdsSettings defaults)
-      : method_(method), cache_(cache), registry_(registry), defaults_(std::move(defaults)) {}
+      : SubscribedStream(method, cache, registry), defaults_(std::move(defaults)) {}
 
   // Called once by the handler, after the registry accepted the stream.
   void Start(WorkloadCallers& callers, grpc::CallbackServerContext* context) {
     this->StartRead(&in_);
-    std::stop_source stop = callers.Attest(
-        context, [this](absl::StatusOr<AttestedCaller> caller) { OnAttested(std::move(caller)); });
-    bool stop_now;
-    {
-      absl::MutexLock lock(&mu_);
-      attestation_ = stop;
-      stop_now = finish_status_.has_value();
-    }
-    if (stop_now) stop.request_stop();
+    StartAttestation(callers, context);
   }
 
   void OnReadDone(bool ok) override {
@@ -68,91 +56,22 @@ class SdsStream final : public grpc::ServerBidiReactor<Request, typename Protoco
       } else {
         pending_request_ = std::move(in_);
       }
-      if (busy_) return;
-      busy_ = true;
+      if (!TakeToken()) return;
     }
     Drain();
   }
 
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      absl::MutexLock lock(&mu_);
-      if (!finish_status_.has_value()) finish_status_ = grpc::Status::CANCELLED;
-    }
-    Drain();
-  }
-
+  void OnWriteDone(bool ok) override { WriteDone(ok); }
   void OnCancel() override { RequestFinish(grpc::Status::CANCELLED); }
-  void RequestShutdown() override { RequestFinish(ShuttingDown()); }
-
   void OnDone() override {
-    Cache::Subscription subscription;
-    {
-      absl::MutexLock lock(&mu_);
-      subscription = std::move(subscription_);
-    }
-    subscription.Reset();  // waits for an observer call in progress
-    registry_.Remove(this);
+    Leave();
     delete this;
   }
 
  private:
-  void RequestFinish(const grpc::Status& status) {
-    std::stop_source attestation{std::nostopstate};
-    bool drain = false;
-    {
-      absl::MutexLock lock(&mu_);
-      if (!finish_status_.has_value()) finish_status_ = status;
-      attestation = attestation_;
-      if (!busy_) busy_ = drain = true;
-    }
-    attestation.request_stop();
-    if (drain) Drain();
-  }
+  void OnCaller() override { protocol_.emplace(defaults_, absl::StrCat("pid ", caller_.pid)); }
 
-  // The attestation holds the token until here.
-  void OnAttested(absl::StatusOr<AttestedCaller> caller) {
-    if (!caller.ok()) {
-      {
-        absl::MutexLock lock(&mu_);
-        if (!finish_status_.has_value()) finish_status_ = ToGrpc(caller.status());
-      }
-      Drain();
-      return;
-    }
-    caller_ = std::move(*caller);
-    protocol_.emplace(defaults_, absl::StrCat("pid ", caller_.pid));
-    Cache::Subscription subscription =
-        cache_.Subscribe([this](const std::shared_ptr<const CacheSnapshot>& s) { Offer(s); });
-    // Read after subscribing: a snapshot published in between reaches Offer, so none is missed.
-    std::shared_ptr<const CacheSnapshot> current = cache_.Current();
-    {
-      absl::MutexLock lock(&mu_);
-      subscription_ = std::move(subscription);
-      if (pending_snapshot_ == nullptr || pending_snapshot_->generation() < current->generation()) {
-        pending_snapshot_ = std::move(current);
-      }
-    }
-    Drain();
-  }
-
-  // Cache observer: runs on the publishing thread.
-  void Offer(const std::shared_ptr<const CacheSnapshot>& snapshot) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (finish_status_.has_value() || snapshot->generation() <= processed_generation_) return;
-      if (pending_snapshot_ == nullptr ||
-          pending_snapshot_->generation() < snapshot->generation()) {
-        pending_snapshot_ = snapshot;
-      }
-      if (busy_) return;
-      busy_ = true;
-    }
-    Drain();
-  }
-
-  // Runs with the token; gives it up, passes it to a write, or finishes the stream.
-  void Drain() {
+  void Drain() override {
     for (;;) {
       std::optional<Request> request;
       std::shared_ptr<const CacheSnapshot> snapshot;
@@ -162,10 +81,6 @@ class SdsStream final : public grpc::ServerBidiReactor<Request, typename Protoco
         if (finish_status_.has_value()) {
           finish = *finish_status_;
         } else if (!pending_request_.has_value() && pending_snapshot_ == nullptr) {
-          busy_ = false;
-          return;
-        } else if (latest_ == nullptr && pending_snapshot_ == nullptr) {
-          // A request before attestation answered: it waits for the first snapshot.
           busy_ = false;
           return;
         } else {
@@ -185,6 +100,7 @@ class SdsStream final : public grpc::ServerBidiReactor<Request, typename Protoco
         this->Finish(*finish);  // OnDone may follow at once on another thread
         return;
       }
+      // The first snapshot comes with the attestation, before any request is handled.
       if (snapshot != nullptr) latest_ = std::move(snapshot);
       typename Protocol::Step step = std::optional<Response>();
       if (request.has_value()) {
@@ -209,13 +125,9 @@ class SdsStream final : public grpc::ServerBidiReactor<Request, typename Protoco
   }
 
   // Immutable after construction.
-  const char* const method_;
-  Cache& cache_;
-  StreamRegistry& registry_;
   const SdsSettings defaults_;
 
-  // Owned by the token holder (caller_ and protocol_ are set once by OnAttested).
-  AttestedCaller caller_;
+  // Token (protocol_ is set once by OnCaller).
   std::optional<Protocol> protocol_;
   std::shared_ptr<const CacheSnapshot> latest_;
   uint64_t composed_generation_ = 0;
@@ -224,14 +136,7 @@ class SdsStream final : public grpc::ServerBidiReactor<Request, typename Protoco
   // Owned by gRPC while a write is in flight.
   Response out_;
 
-  absl::Mutex mu_;
-  bool busy_ ABSL_GUARDED_BY(mu_) = true;  // the attestation holds the token at first
   std::optional<Request> pending_request_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const CacheSnapshot> pending_snapshot_ ABSL_GUARDED_BY(mu_);
-  uint64_t processed_generation_ ABSL_GUARDED_BY(mu_) = 0;
-  std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
-  std::stop_source attestation_ ABSL_GUARDED_BY(mu_){std::nostopstate};
-  Cache::Subscription subscription_ ABSL_GUARDED_BY(mu_);
 };
 
 // A stream refused before it started: ends with `status` at once.

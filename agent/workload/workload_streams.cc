@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "agent/workload/subscribed_stream.h"
 #include "agent/workload/workload_service.h"
 #include "common/strings.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -19,8 +20,8 @@ namespace {
 
 using workload_internal::NoIdentity;
 using workload_internal::ShuttingDown;
-using workload_internal::StreamBase;
 using workload_internal::StreamRegistry;
+using workload_internal::SubscribedStream;
 using workload_internal::ToGrpc;
 
 // What one snapshot means for one stream.
@@ -44,113 +45,30 @@ template <typename Response>
 using Composer =
     std::function<Step(const CacheSnapshot&, const AttestedCaller&, Response* response)>;
 
-// One open stream. gRPC owns it from the handler until OnDone, where it deletes itself after
-// leaving the cache and the registry.
-//
-// Whoever holds the "token" (busy_) is the only thread that composes, starts a write or finishes;
-// the token is taken under mu_ and held by the attestation until it answers, then by each write
-// until OnWriteDone. Everyone else only records what happened (a newer snapshot in pending_, a
-// finish status) and leaves the work to the holder. So OnDone (which follows Finish) cannot come
-// while any thread is about to touch the reactor, and gRPC is never called under mu_.
+// One open stream (see subscribed_stream.h for the token). gRPC owns it from the handler until
+// OnDone, where it deletes itself after leaving the cache and the registry. The token passes to
+// each write until OnWriteDone.
 template <typename Response>
-class SnapshotStream final : public grpc::ServerWriteReactor<Response>, public StreamBase {
+class SnapshotStream final : public grpc::ServerWriteReactor<Response>, public SubscribedStream {
  public:
   SnapshotStream(const char* method, Cache& cache, StreamRegistry& registry,
                  Composer<Response> composer)
-      : method_(method), cache_(cache), registry_(registry), composer_(std::move(composer)) {}
+      : SubscribedStream(method, cache, registry), composer_(std::move(composer)) {}
 
   // Called once by the handler, after the registry accepted the stream.
   void Start(WorkloadCallers& callers, grpc::CallbackServerContext* context) {
-    std::stop_source stop = callers.Attest(
-        context, [this](absl::StatusOr<AttestedCaller> caller) { OnAttested(std::move(caller)); });
-    bool stop_now;
-    {
-      absl::MutexLock lock(&mu_);
-      attestation_ = stop;
-      stop_now = finish_status_.has_value();
-    }
-    if (stop_now) stop.request_stop();
+    StartAttestation(callers, context);
   }
 
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      absl::MutexLock lock(&mu_);
-      if (!finish_status_.has_value()) finish_status_ = grpc::Status::CANCELLED;
-    }
-    Drain();
-  }
-
+  void OnWriteDone(bool ok) override { WriteDone(ok); }
   void OnCancel() override { RequestFinish(grpc::Status::CANCELLED); }
-
-  void RequestShutdown() override { RequestFinish(ShuttingDown()); }
-
   void OnDone() override {
-    Cache::Subscription subscription;
-    {
-      absl::MutexLock lock(&mu_);
-      subscription = std::move(subscription_);
-    }
-    subscription.Reset();  // waits for an observer call in progress
-    registry_.Remove(this);
+    Leave();
     delete this;
   }
 
  private:
-  void RequestFinish(const grpc::Status& status) {
-    std::stop_source attestation{std::nostopstate};
-    bool drain = false;
-    {
-      absl::MutexLock lock(&mu_);
-      if (!finish_status_.has_value()) finish_status_ = status;
-      attestation = attestation_;
-      if (!busy_) busy_ = drain = true;
-    }
-    // Answers a pending attestation now (the token holder then finishes the stream).
-    attestation.request_stop();
-    if (drain) Drain();
-  }
-
-  // The attestation holds the token until here.
-  void OnAttested(absl::StatusOr<AttestedCaller> caller) {
-    if (!caller.ok()) {
-      {
-        absl::MutexLock lock(&mu_);
-        if (!finish_status_.has_value()) finish_status_ = ToGrpc(caller.status());
-      }
-      Drain();
-      return;
-    }
-    caller_ = std::move(*caller);
-    Cache::Subscription subscription =
-        cache_.Subscribe([this](const std::shared_ptr<const CacheSnapshot>& s) { Offer(s); });
-    // Read after subscribing: a snapshot published in between reaches Offer, so none is missed.
-    std::shared_ptr<const CacheSnapshot> current = cache_.Current();
-    {
-      absl::MutexLock lock(&mu_);
-      subscription_ = std::move(subscription);
-      if (pending_ == nullptr || pending_->generation() < current->generation()) {
-        pending_ = std::move(current);
-      }
-    }
-    Drain();
-  }
-
-  // Cache observer: runs on the publishing thread.
-  void Offer(const std::shared_ptr<const CacheSnapshot>& snapshot) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (finish_status_.has_value() || snapshot->generation() <= processed_generation_) return;
-      if (pending_ == nullptr || pending_->generation() < snapshot->generation()) {
-        pending_ = snapshot;
-      }
-      if (busy_) return;  // the holder picks it up when its write completes
-      busy_ = true;
-    }
-    Drain();
-  }
-
-  // Runs with the token; gives it up, passes it to a write, or finishes the stream.
-  void Drain() {
+  void Drain() override {
     for (;;) {
       std::shared_ptr<const CacheSnapshot> snapshot;
       std::optional<grpc::Status> finish;
@@ -158,11 +76,11 @@ class SnapshotStream final : public grpc::ServerWriteReactor<Response>, public S
         absl::MutexLock lock(&mu_);
         if (finish_status_.has_value()) {
           finish = *finish_status_;
-        } else if (pending_ == nullptr) {
+        } else if (pending_snapshot_ == nullptr) {
           busy_ = false;
           return;
         } else {
-          snapshot = std::move(pending_);
+          snapshot = std::move(pending_snapshot_);
           processed_generation_ = snapshot->generation();
         }
       }
@@ -190,24 +108,11 @@ class SnapshotStream final : public grpc::ServerWriteReactor<Response>, public S
   }
 
   // Immutable after construction.
-  const char* const method_;
-  Cache& cache_;
-  StreamRegistry& registry_;
   const Composer<Response> composer_;
 
-  // Owned by the token holder (written once by OnAttested, before any compose).
-  AttestedCaller caller_;
   // The last message written; owned by the token holder, by gRPC while a write is in flight.
   Response out_;
   bool sent_ = false;
-
-  absl::Mutex mu_;
-  bool busy_ ABSL_GUARDED_BY(mu_) = true;  // the attestation holds the token at first
-  std::shared_ptr<const CacheSnapshot> pending_ ABSL_GUARDED_BY(mu_);
-  uint64_t processed_generation_ ABSL_GUARDED_BY(mu_) = 0;
-  std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
-  std::stop_source attestation_ ABSL_GUARDED_BY(mu_){std::nostopstate};
-  Cache::Subscription subscription_ ABSL_GUARDED_BY(mu_);
 };
 
 Step NoIdentityStep(std::string_view method, const AttestedCaller& caller) {
