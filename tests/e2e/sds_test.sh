@@ -3,15 +3,16 @@
 # FetchSecrets call and messages Envoy uses), as an unprivileged "proxy" user: the certificate
 # secret verifies with openssl against the server's `bundle show`, names the proxy's SPIFFE ID,
 # its key matches, and it is the very SVID the Workload API serves to the same user; the bundle
-# secrets carry the server's CAs (ROOTCA as the SPIFFE validator, ALL too); a name the proxy is
-# not entitled to is refused, naming it, and the agent keeps serving.
+# secrets carry the server's CAs (the bundle as the SPIFFE validator, ALL too); a name the proxy is
+# not entitled to is refused, naming it, and the agent keeps serving. The agent's [sds] table
+# renames the default certificate and bundle resources.
 # Usage: sds_test.sh <tessera-server> <tessera-agent>
 set -euo pipefail
 SERVER=$1
 AGENT=$2
 source "$(dirname "$0")/lib.sh"
 
-start_server_and_agent
+start_server_and_agent "" $'[sds]\ndefault_svid_name = "proxy-svid"\ndefault_bundle_name = "TRUST"'
 PROXY_UID=65534
 PROXY_ID=spiffe://$TRUST_DOMAIN/sds-proxy
 create_entry sds-proxy "$PROXY_UID" >/dev/null
@@ -27,10 +28,10 @@ secrets_as() {  # UID DIR NAME...: `api fetch secrets --write DIR --name NAME...
 }
 
 SDS=$E2E_DIR/sds
-wait_for "the proxy's secrets" 20 secrets_as "$PROXY_UID" "$SDS" "$PROXY_ID" ROOTCA ALL default
+wait_for "the proxy's secrets" 20 secrets_as "$PROXY_UID" "$SDS" "$PROXY_ID" TRUST ALL proxy-svid
 cert=$SDS/spiffe___${TRUST_DOMAIN}_sds-proxy.pem
 key=$SDS/spiffe___${TRUST_DOMAIN}_sds-proxy.key
-for f in "$cert" "$key" "$SDS/default.pem" "$SDS/ROOTCA.$TRUST_DOMAIN.bundle.pem" \
+for f in "$cert" "$key" "$SDS/proxy-svid.pem" "$SDS/TRUST.$TRUST_DOMAIN.bundle.pem" \
   "$SDS/ALL.$TRUST_DOMAIN.bundle.pem"; do
   [[ -s $f ]] || fail "missing $f: $(ls "$SDS")"
 done
@@ -44,7 +45,7 @@ san=$(openssl x509 -in "$cert" -noout -ext subjectAltName | sed -n 's/^ *//; 2p'
 cmp -s <(openssl pkey -in "$key" -pubout) <(openssl x509 -in "$cert" -noout -pubkey) ||
   fail "the SDS key does not match its certificate"
 head -1 "$key" | grep -q -- "-----BEGIN PRIVATE KEY-----" || fail "the SDS key is not PKCS#8"
-cmp -s "$cert" "$SDS/default.pem" || fail "'default' is not the proxy's only identity"
+cmp -s "$cert" "$SDS/proxy-svid.pem" || fail "'proxy-svid' is not the proxy's only identity"
 
 # The same SVID the Workload API serves to that user.
 fetch_as "$PROXY_UID" "$E2E_DIR/wl" >/dev/null
@@ -53,7 +54,7 @@ cmp -s <(openssl x509 -in "$cert" -outform DER) \
   fail "SDS and the Workload API serve different certificates to the same workload"
 
 # Bundles: exactly the server's CAs.
-for name in ROOTCA ALL; do
+for name in TRUST ALL; do
   cmp -s <(openssl x509 -in "$SDS/$name.$TRUST_DOMAIN.bundle.pem" -outform DER) \
     <(openssl x509 -in "$E2E_DIR/bundle.pem" -outform DER) ||
     fail "$name does not carry the server's CA"
@@ -64,16 +65,17 @@ grep -q "$TRUST_DOMAIN: 1 CA certificate" <<<"$out" || fail "ALL does not list $
 
 # A name the proxy is not entitled to: refused, named, and the agent carries on.
 if out=$(as_uid "$PROXY_UID" "$AGENT" api fetch secrets --socket-path "$AGENT_SOCK" \
-  --name "spiffe://$TRUST_DOMAIN/not-mine" --name ROOTCA 2>&1); then
+  --name "spiffe://$TRUST_DOMAIN/not-mine" --name TRUST --name default 2>&1); then
   fail "an unknown name was served: $out"
 fi
-grep -q "not authorized for the requested identities \[\"spiffe://$TRUST_DOMAIN/not-mine\"\]" \
-  <<<"$out" || fail "the refusal does not name the resource: $out"
+# (default and ROOTCA are no names of this agent's: [sds] renamed them.)
+grep -q "identities \[\"default\" \"spiffe://$TRUST_DOMAIN/not-mine\"\]" <<<"$out" ||
+  fail "the refusal does not name the resources: $out"
 # A user without any entry gets no certificate either.
-if out=$(as_uid 65533 "$AGENT" api fetch secrets --socket-path "$AGENT_SOCK" --name default 2>&1)
+if out=$(as_uid 65533 "$AGENT" api fetch secrets --socket-path "$AGENT_SOCK" --name proxy-svid 2>&1)
 then
   fail "a user without an entry got a certificate: $out"
 fi
-as_uid "$PROXY_UID" "$AGENT" api fetch secrets --socket-path "$AGENT_SOCK" --name default |
+as_uid "$PROXY_UID" "$AGENT" api fetch secrets --socket-path "$AGENT_SOCK" --name proxy-svid |
   grep -q "tls_certificate: $PROXY_ID" || fail "the agent stopped serving SDS"
 echo "PASS"
