@@ -57,6 +57,7 @@ absl::Status Agent::Init(const Options& options, std::stop_token stop) {
   endpoint_options.attestors = std::move(attestors);
   endpoint_options.cache = cache_.get();
   endpoint_options.jwt_source = sync_.get();
+  endpoint_options.allowed_foreign_jwt_claims = config_.allowed_foreign_jwt_claims;
   // Envoy's SDS on the same socket, its callers attested like any workload.
   endpoint_options.services.push_back(SdsService::Factory(
       cache_.get(),

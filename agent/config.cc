@@ -333,6 +333,7 @@ void ReadRoot(ConfigTable& root, bool server_address_is_string, std::optional<Ag
   config.log_format = root.Optional<std::string>("log_format", config.log_format, CheckLogFormat);
   ReadTrustBundle(root, config);
   config.join_token = root.Optional<std::string>("join_token", "", CheckNonEmpty);
+  config.allowed_foreign_jwt_claims = root.StringList("allowed_foreign_jwt_claims", CheckNonEmpty);
 
   config.sync_interval = std::chrono::duration_cast<std::chrono::milliseconds>(
       root.Duration("sync_interval", config.sync_interval, CheckSyncInterval));

@@ -72,6 +72,9 @@ struct AgentConfig {
   std::filesystem::path socket_path = "/run/tessera/agent/api.sock";
   // Admin API socket; none when empty.
   std::filesystem::path admin_socket_path;
+  // ValidateJWTSVID returns these claims of tokens from other trust domains besides sub, aud and
+  // exp (SPIRE's allowed_foreign_jwt_claims).
+  std::vector<std::string> allowed_foreign_jwt_claims;
   std::filesystem::path data_dir = "/var/lib/tessera/agent";
   std::string log_level = "info";
   std::string log_format = "auto";

@@ -33,6 +33,7 @@ TEST(AgentConfigTest, MinimalFileGetsDefaults) {
   EXPECT_THAT(c->server_addresses, ElementsAre(ServerAddress{"s", 8081}));
   EXPECT_EQ(c->socket_path, "/run/tessera/agent/api.sock");
   EXPECT_EQ(c->admin_socket_path, "");
+  EXPECT_TRUE(c->allowed_foreign_jwt_claims.empty());
   EXPECT_EQ(c->data_dir, "/var/lib/tessera/agent");
   EXPECT_EQ(c->log_level, "info");
   EXPECT_EQ(c->log_format, "auto");
@@ -68,6 +69,7 @@ trust_bundle_url = "https://bundle.example.com/b.json"
 trust_bundle_format = "spiffe"
 sync_interval = "1m30s"
 workload_x509_svid_key_type = "rsa-2048"
+allowed_foreign_jwt_claims = ["iss", "email"]
 [node_attestor.x509pop]
 certificate_path = "/etc/t/node.pem"
 private_key_path = "/etc/t/node.key"
@@ -95,6 +97,7 @@ ready_path = "/readyz"
   EXPECT_EQ(c->server_addresses[2].HostPort(), "[2001:db8::7]:443");
   EXPECT_EQ(c->socket_path, "/run/t/workload.sock");
   EXPECT_EQ(c->admin_socket_path, "/run/t-admin/admin.sock");
+  EXPECT_EQ(c->allowed_foreign_jwt_claims, (std::vector<std::string>{"iss", "email"}));
   EXPECT_EQ(c->data_dir, "/srv/agent");
   EXPECT_EQ(c->log_level, "debug");
   EXPECT_EQ(c->log_format, "json");
@@ -202,6 +205,8 @@ INSTANTIATE_TEST_SUITE_P(
         Line4("socket_pth = \"/x.sock\"",
               "agent.toml:4:1: unknown key \"socket_pth\" (did you mean \"socket_path\"?)"),
         Line4("socket_path = \"\"", "agent.toml:4:15: socket_path: must not be empty"),
+        Line4("allowed_foreign_jwt_claims = [\"iss\", \"\"]",
+              "agent.toml:4:38: allowed_foreign_jwt_claims[1]: must not be empty"),
         Line4("socket_path = \"/" + std::string(119, 'x') + "\"",
               "agent.toml:4:15: socket_path: is 120 bytes long; a Unix socket path can be at "
               "most 107"),
