@@ -12,8 +12,10 @@ packages=(
   # libraries of DESIGN.md
   libssl-dev libsystemd-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
   libsqlite3-dev libpq-dev libcurl4-openssl-dev libcpp-httplib-dev
-  # tests and benchmarks
+  # tests and benchmarks (a minimal Debian lacks the last four: systemd-analyze, ss, the system CA
+  # store gRPC reads, llvm-symbolizer for readable sanitizer reports)
   libgtest-dev libgmock-dev libbenchmark-dev openssl curl python3 python3-yaml
+  systemd iproute2 ca-certificates llvm
 )
 
 missing=()
