@@ -63,6 +63,18 @@ out=$(as_uid "$PROXY_UID" "$AGENT" api fetch secrets --socket-path "$AGENT_SOCK"
 grep -q "SPIFFE certificate validator" <<<"$out" || fail "ALL is not a SPIFFE validator: $out"
 grep -q "$TRUST_DOMAIN: 1 CA certificate" <<<"$out" || fail "ALL does not list $TRUST_DOMAIN: $out"
 
+# JSON output shows the secrets but never the private key (only --write puts it in a 0600 file).
+out=$(as_uid "$PROXY_UID" "$AGENT" api fetch secrets --socket-path "$AGENT_SOCK" --output json \
+  --name proxy-svid)
+python3 -c '
+import json, sys
+secrets = json.loads(sys.argv[1])
+assert [s["name"] for s in secrets] == ["proxy-svid"], secrets
+cert = secrets[0]["tls_certificate"]
+assert cert["private_key"] == {"inline_string": "(omitted)"}, cert["private_key"]
+assert cert["certificate_chain"]["inline_bytes"], cert' "$out" || fail "bad JSON secrets: $out"
+grep -q "PRIVATE KEY" <<<"$out" && fail "the JSON output carries a private key"
+
 # A name the proxy is not entitled to: refused, named, and the agent carries on.
 if out=$(as_uid "$PROXY_UID" "$AGENT" api fetch secrets --socket-path "$AGENT_SOCK" \
   --name "spiffe://$TRUST_DOMAIN/not-mine" --name TRUST --name default 2>&1); then
