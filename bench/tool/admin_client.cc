@@ -1,4 +1,5 @@
-// Admin calls over the server's Unix socket (entry.v1 BatchCreateEntry, agent.v1 CreateJoinToken).
+// Admin calls over the server's Unix socket (entry.v1 BatchCreateEntry and
+// BatchDeleteEntry, agent.v1 CreateJoinToken, bundle.v1 AppendBundle).
 #include "bench/tool/admin_client.h"
 
 #include <chrono>
@@ -9,12 +10,14 @@
 #include "grpcpp/grpcpp.h"
 #include "spiffe/id.h"
 #include "spire/api/server/agent/v1/agent.grpc.pb.h"
+#include "spire/api/server/bundle/v1/bundle.grpc.pb.h"
 #include "spire/api/server/entry/v1/entry.grpc.pb.h"
 
 namespace tessera::bench {
 namespace {
 
 namespace agentv1 = ::spire::api::server::agent::v1;
+namespace bundlev1 = ::spire::api::server::bundle::v1;
 namespace entryv1 = ::spire::api::server::entry::v1;
 namespace types = ::spire::api::types;
 
@@ -102,6 +105,41 @@ absl::StatusOr<std::vector<std::string>> CreateEntries(const std::filesystem::pa
     }
   }
   return ids;
+}
+
+absl::Status DeleteEntries(const std::filesystem::path& admin_socket,
+                           const std::vector<std::string>& entry_ids) {
+  entryv1::BatchDeleteEntryRequest req;
+  for (const std::string& id : entry_ids) req.add_ids(id);
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  entryv1::BatchDeleteEntryResponse resp;
+  RETURN_IF_ERROR(FromGrpc(
+      entryv1::Entry::NewStub(AdminChannel(admin_socket))->BatchDeleteEntry(&ctx, req, &resp),
+      "delete entries"));
+  if (resp.results_size() != req.ids_size()) {
+    return absl::InternalError(absl::StrCat("delete entries: ", resp.results_size(),
+                                            " results for ", req.ids_size(), " entries"));
+  }
+  for (const auto& result : resp.results()) {
+    if (result.status().code() != 0) {
+      return absl::InternalError(
+          absl::StrCat("delete entry ", result.id(), ": ", result.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AppendX509Authority(const std::filesystem::path& admin_socket,
+                                 const std::string& certificate_der) {
+  bundlev1::AppendBundleRequest req;
+  req.add_x509_authorities()->set_asn1(certificate_der);
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  types::Bundle resp;
+  return FromGrpc(
+      bundlev1::Bundle::NewStub(AdminChannel(admin_socket))->AppendBundle(&ctx, req, &resp),
+      "append bundle");
 }
 
 }  // namespace tessera::bench

@@ -31,4 +31,14 @@ absl::StatusOr<std::vector<std::string>> CreateEntries(const std::filesystem::pa
                                                        const std::vector<EntrySpec>& entries,
                                                        size_t batch = 500);
 
+// Deletes the entries with BatchDeleteEntry in one call; any entry the server could not delete
+// fails the call.
+absl::Status DeleteEntries(const std::filesystem::path& admin_socket,
+                           const std::vector<std::string>& entry_ids);
+
+// AppendBundle: adds an X.509 authority (DER) to the server's own trust bundle, which every
+// agent then hands to every workload.
+absl::Status AppendX509Authority(const std::filesystem::path& admin_socket,
+                                 const std::string& certificate_der);
+
 }  // namespace tessera::bench

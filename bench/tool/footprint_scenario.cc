@@ -12,15 +12,12 @@
 // the cache has synced); N SVIDs are held once the agent's "agent: minted <k> X509-SVIDs" log
 // lines (one per successful batch) add up to N. Then RSS is sampled every 200 ms until it stays
 // within 2% over --settle seconds (or 30 s pass: "stable" says no) and the last sample is taken.
-#include <sys/stat.h>
-
-#include <fstream>
-#include <regex>
-#include <sstream>
+#include <algorithm>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "bench/tool/admin_client.h"
+#include "bench/tool/deployment.h"
 #include "bench/tool/process.h"
 #include "bench/tool/report.h"
 #include "bench/tool/scenario.h"
@@ -29,51 +26,8 @@
 namespace tessera::bench {
 namespace {
 
-constexpr char kNodeId[] = "spiffe://example.org/bench/node";
 constexpr int64_t kAgentIdleTargetKib = 15 * 1024;
 constexpr int64_t kAgent1000TargetKib = 40 * 1024;
-
-absl::Status WriteFile(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  out.close();
-  return out ? absl::OkStatus() : absl::InternalError(absl::StrCat("write ", path.string()));
-}
-
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Sum of the agent's "agent: minted <k> X509-SVIDs" log lines.
-int64_t MintedSoFar(const std::filesystem::path& log) {
-  static const std::regex kMinted("agent: minted ([0-9]+) X509-SVIDs");
-  const std::string text = ReadFile(log);
-  int64_t total = 0;
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), kMinted);
-       it != std::sregex_iterator(); ++it) {
-    total += std::stoll((*it)[1].str());
-  }
-  return total;
-}
-
-std::string Tail(const std::filesystem::path& log, size_t max_chars = 2000) {
-  std::string text = ReadFile(log);
-  return text.size() > max_chars ? text.substr(text.size() - max_chars) : text;
-}
-
-// "<daemon>: <status>; last lines of <log>: ..." (the log says why, or is empty when the binary
-// could not even be executed).
-absl::Status DaemonFailed(std::string_view daemon, const absl::Status& status,
-                          const std::filesystem::path& log) {
-  const std::string tail = Tail(log);
-  return absl::Status(status.code(),
-                      absl::StrCat(std::string(daemon), ": ", std::string(status.message()),
-                                   tail.empty() ? "; its log is empty"
-                                                : absl::StrCat("; end of its log:\n", tail)));
-}
 
 struct Sample {
   Memory memory;
@@ -110,11 +64,7 @@ class FootprintScenario final : public Scenario {
   }
 
   void AddFlags(CLI::App& app) override {
-    const std::filesystem::path build = SelfDir().parent_path().parent_path();
-    server_bin_ = (build / "server" / "tessera-server").string();
-    agent_bin_ = (build / "agent" / "tessera-agent").string();
-    app.add_option("--server-bin", server_bin_, "tessera-server binary")->capture_default_str();
-    app.add_option("--agent-bin", agent_bin_, "tessera-agent binary")->capture_default_str();
+    AddDaemonBinaryFlags(app, binaries_);
     app.add_option("--svids", svids_, "cached SVID counts to measure the agent at (ascending)")
         ->delimiter(',')
         ->capture_default_str();
@@ -140,77 +90,20 @@ class FootprintScenario final : public Scenario {
     }
     const auto settle = std::chrono::milliseconds(static_cast<int64_t>(settle_seconds * 1000));
     out_ = ScenarioOutput();
-    out_.parameters = {{"server_bin", server_bin_},
-                       {"agent_bin", agent_bin_},
+    out_.parameters = {{"server_bin", binaries_.server},
+                       {"agent_bin", binaries_.agent},
                        {"svids", svids},
                        {"entries", entries},
                        {"settle_seconds", settle_seconds}};
     out_.table.columns = {"process", "state",  "SVIDs",   "entries", "RSS MiB",
                           "PSS MiB", "target", "verdict", "stable"};
 
-    // Declared in this order so that the agent stops first and the directory goes last.
-    ASSIGN_OR_RETURN(TempDir dir, TempDir::Create("tessera-bench-footprint"));
-    const std::filesystem::path d = dir.path();
-    const std::filesystem::path admin = d / "server-run" / "api.sock";
-    ASSIGN_OR_RETURN(uint16_t port, FreePort());
-    RETURN_IF_ERROR(WriteFile(d / "server.toml", absl::StrCat(R"(trust_domain = "example.org"
-bind_address = "127.0.0.1"
-bind_port = )",
-                                                              port, R"(
-socket_path = ")",
-                                                              admin.string(), R"("
-data_dir = ")",
-                                                              (d / "server-data").string(), R"("
-log_format = "json"
-[node_attestor.join_token]
-)")));
-    ASSIGN_OR_RETURN(NotifySocket server_notify, NotifySocket::Create(d / "server-notify.sock"));
-    ASSIGN_OR_RETURN(
-        ChildProcess server,
-        ChildProcess::Start({server_bin_, "run", "--config", (d / "server.toml")}, d / "server.log",
-                            {"NOTIFY_SOCKET=" + server_notify.path().string()}));
-    if (auto ready = server_notify.WaitReady(server, std::chrono::seconds(60)); !ready.ok()) {
-      return DaemonFailed("tessera-server", ready.status(), d / "server.log");
-    }
-    ASSIGN_OR_RETURN(std::string bundle,
-                     RunCapture({server_bin_, "bundle", "show", "--socket-path", admin}));
-    RETURN_IF_ERROR(WriteFile(d / "bootstrap.pem", bundle));
-    ASSIGN_OR_RETURN(std::string token_out,
-                     RunCapture({server_bin_, "token", "generate", "--spiffe-id", kNodeId, "--ttl",
-                                 "600", "--socket-path", admin}));
-    std::smatch token;
-    if (!std::regex_search(token_out, token, std::regex("Token: (\\S+)"))) {
-      return absl::InternalError(absl::StrCat("no token in: ", token_out));
-    }
-    RETURN_IF_ERROR(
-        WriteFile(d / "agent.toml", absl::StrCat(R"(trust_domain = "example.org"
-server_address = "127.0.0.1:)",
-                                                 port, R"("
-socket_path = ")",
-                                                 (d / "agent-run" / "api.sock").string(), R"("
-data_dir = ")",
-                                                 (d / "agent-data").string(), R"("
-trust_bundle_path = ")",
-                                                 (d / "bootstrap.pem").string(), R"("
-log_format = "json"
-sync_interval = "1h"
-[node_attestor.join_token]
-[workload_attestor.unix]
-)")));
-    ASSIGN_OR_RETURN(NotifySocket agent_notify, NotifySocket::Create(d / "agent-notify.sock"));
-    ASSIGN_OR_RETURN(
-        ChildProcess agent,
-        ChildProcess::Start(
-            {agent_bin_, "run", "--config", (d / "agent.toml"), "--join-token", token[1].str()},
-            d / "agent.log", {"NOTIFY_SOCKET=" + agent_notify.path().string()}));
-    // READY=1 follows the first sync, or gives up waiting for it ("server unreachable").
-    absl::StatusOr<std::string> ready = agent_notify.WaitReady(agent, std::chrono::seconds(60));
-    if (ready.ok() && ready->find("unreachable") != std::string::npos) {
-      ready = absl::UnavailableError(absl::StrCat("not synced: ", *ready));
-    }
-    if (!ready.ok()) {
-      return DaemonFailed("tessera-agent", ready.status(), d / "agent.log");
-    }
+    ASSIGN_OR_RETURN(Deployment deployment, StartDeployment("tessera-bench-footprint", binaries_));
+    std::unique_ptr<AgentDaemon>& agent_daemon = deployment.agent;
+    std::unique_ptr<ServerDaemon>& server_daemon = deployment.server;
+    ChildProcess& server = server_daemon->process();
+    ChildProcess& agent = agent_daemon->process();
+    const std::filesystem::path admin = server_daemon->admin_socket();
 
     int64_t held_entries = 1;  // the node alias `token generate --spiffe-id` created
     RETURN_IF_ERROR(Measure(agent, "agent", "idle after first sync", 0, held_entries, settle));
@@ -220,12 +113,13 @@ sync_interval = "1h"
       std::vector<EntrySpec> specs;
       for (; created < n; ++created) {
         specs.push_back({.spiffe_id = absl::StrCat("spiffe://example.org/bench/w", created),
-                         .parent_id = kNodeId,
+                         .parent_id = kBenchNodeId,
                          .selectors = {absl::StrCat("unix:uid:", 100000 + created)}});
       }
       RETURN_IF_ERROR(CreateEntries(admin, specs).status());
       held_entries += static_cast<int64_t>(specs.size());
-      RETURN_IF_ERROR(WaitMinted(agent, d / "agent.log", n));
+      RETURN_IF_ERROR(agent_daemon->WaitMinted(
+          n, std::chrono::seconds(60) + n * std::chrono::milliseconds(50)));
       const std::string state = absl::StrCat(n, " SVIDs cached");
       RETURN_IF_ERROR(Measure(agent, "agent", state, n, held_entries, settle));
       RETURN_IF_ERROR(Measure(server, "server", "serving the agent", n, held_entries, settle));
@@ -265,20 +159,6 @@ sync_interval = "1h"
   }
 
  private:
-  absl::Status WaitMinted(ChildProcess& agent, const std::filesystem::path& log, int64_t n) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60) +
-                          n * std::chrono::milliseconds(50);
-    while (MintedSoFar(log) < n) {
-      if (!agent.Running()) return DaemonFailed("tessera-agent", absl::AbortedError("exited"), log);
-      if (std::chrono::steady_clock::now() >= deadline) {
-        return absl::DeadlineExceededError(absl::StrCat("tessera-agent minted ", MintedSoFar(log),
-                                                        " of ", n, " SVIDs: ", Tail(log)));
-      }
-      if (!SleepUnlessInterrupted(std::chrono::milliseconds(100))) return CheckInterrupted();
-    }
-    return absl::OkStatus();
-  }
-
   absl::Status Measure(ChildProcess& process, const std::string& who, const std::string& state,
                        int64_t svids, int64_t entries, std::chrono::milliseconds settle) {
     ASSIGN_OR_RETURN(Sample sample, Settle(process, settle),
@@ -304,8 +184,7 @@ sync_interval = "1h"
     return absl::OkStatus();
   }
 
-  std::string server_bin_;
-  std::string agent_bin_;
+  DaemonBinaries binaries_;
   std::vector<int64_t> svids_ = {100, 1000};
   int64_t entries_ = 0;
   double settle_seconds_ = 2;

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -102,6 +103,10 @@ absl::StatusOr<TempDir> TempDir::Create(const std::string& prefix) {
 
 TempDir::~TempDir() {
   if (path_.empty()) return;
+  if (const char* keep = std::getenv("TESSERA_BENCH_KEEP"); keep != nullptr && *keep != '\0') {
+    std::cerr << "kept " << path_.string() << " (TESSERA_BENCH_KEEP)\n";
+    return;
+  }
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }

@@ -17,7 +17,8 @@
 
 namespace tessera::bench {
 
-// A private directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+// A private directory under $TMPDIR (or /tmp), removed with everything in it on destruction
+// (kept, with its daemons' configs and logs, when TESSERA_BENCH_KEEP is set and not empty).
 class TempDir {
  public:
   static absl::StatusOr<TempDir> Create(const std::string& prefix);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -124,5 +125,37 @@ std::string FormatFixed(double value, int decimals) {
 }
 
 std::string FormatMiB(int64_t kib) { return FormatFixed(static_cast<double>(kib) / 1024.0, 1); }
+
+namespace {
+
+// Nearest rank in sorted, non-empty values.
+double AtQuantile(const std::vector<double>& sorted, double p) {
+  const auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
+}
+
+}  // namespace
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return AtQuantile(values, p);
+}
+
+nlohmann::json LatencySummary::ToJson() const {
+  return {{"count", count}, {"p50_ms", p50}, {"p99_ms", p99}, {"p99_9_ms", p999}, {"max_ms", max}};
+}
+
+LatencySummary SummarizeLatencies(std::vector<double> ms) {
+  LatencySummary out;
+  out.count = ms.size();
+  if (ms.empty()) return out;
+  std::sort(ms.begin(), ms.end());
+  out.p50 = AtQuantile(ms, 0.5);
+  out.p99 = AtQuantile(ms, 0.99);
+  out.p999 = AtQuantile(ms, 0.999);
+  out.max = ms.back();
+  return out;
+}
 
 }  // namespace tessera::bench

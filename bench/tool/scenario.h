@@ -66,6 +66,9 @@ class Scenario {
 std::vector<std::unique_ptr<Scenario>> AllScenarios();
 
 std::unique_ptr<Scenario> NewSignScenario();
+std::unique_ptr<Scenario> NewWorkloadScenario();
+std::unique_ptr<Scenario> NewStreamsScenario();
+std::unique_ptr<Scenario> NewPropagationScenario();
 std::unique_ptr<Scenario> NewFootprintScenario();
 
 // True once SIGINT or SIGTERM arrived.

@@ -7,8 +7,10 @@ namespace tessera::bench {
 std::vector<std::unique_ptr<Scenario>> AllScenarios() {
   std::vector<std::unique_ptr<Scenario>> all;
   all.push_back(NewSignScenario());
+  all.push_back(NewWorkloadScenario());
+  all.push_back(NewStreamsScenario());
+  all.push_back(NewPropagationScenario());
   all.push_back(NewFootprintScenario());
-  // Later (issue 7): workload, streams, propagation, scale.
   return all;
 }
 

@@ -95,13 +95,6 @@ struct BatchResult {
   }
 };
 
-double Percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const size_t index = std::min(values.size() - 1, static_cast<size_t>(p * values.size()));
-  return values[index];
-}
-
 class SignScenario final : public Scenario {
  public:
   std::string_view name() const override { return "sign"; }
