@@ -311,8 +311,12 @@ void SyncManager::Publish(bool server_reachable) {
   identities.reserve(entries_.size());
   for (const auto& [id, entry] : entries_) {
     auto held = svids_.find(id);
-    identities.push_back(
-        {.entry = entry, .svid = held == svids_.end() ? nullptr : held->second.svid});
+    if (held == svids_.end()) {
+      identities.push_back({.entry = entry});
+    } else {
+      identities.push_back(
+          {.entry = entry, .svid = held->second.svid, .encoded = held->second.encoded});
+    }
   }
   // The only publisher: the next generation is always ours to take.
   const uint64_t generation = cache_.Current()->generation() + 1;

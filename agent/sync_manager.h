@@ -99,6 +99,7 @@ class SyncManager final : public JwtSvidSource {
   // An X509-SVID this agent holds for an entry.
   struct HeldSvid {
     std::shared_ptr<const spiffe::X509Svid> svid;
+    std::shared_ptr<const EncodedX509Svid> encoded;
     int64_t revision_number = 0;  // of the entry it was minted for
     Clock::TimePoint rotate_at;
     Clock::TimePoint expires_at;

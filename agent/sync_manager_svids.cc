@@ -128,9 +128,12 @@ absl::StatusOr<SyncManager::HeldSvid> SyncManager::Accept(const CachedEntry& ent
   spdlog::debug("agent: X509-SVID for {} (entry {}), serial {}, expires in {} s", id.str(),
                 entry.id, chain.front().SerialHex(),
                 std::chrono::duration_cast<std::chrono::seconds>(lifetime).count());
+  auto svid = std::make_shared<const spiffe::X509Svid>(
+      spiffe::X509Svid{.id = std::move(id), .chain = std::move(chain), .key = key});
+  ASSIGN_OR_RETURN(std::shared_ptr<const EncodedX509Svid> encoded, EncodedX509Svid::Encode(*svid));
   return HeldSvid{
-      .svid = std::make_shared<const spiffe::X509Svid>(
-          spiffe::X509Svid{.id = std::move(id), .chain = std::move(chain), .key = key}),
+      .svid = std::move(svid),
+      .encoded = std::move(encoded),
       .revision_number = entry.revision_number,
       .rotate_at = now + rotate_after,
       .expires_at = expires_at,

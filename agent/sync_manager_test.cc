@@ -104,6 +104,14 @@ TEST_F(SyncManagerTest, EntriesArriveByPushWithVerifiedSvidsAndGoWhenDeleted) {
       std::chrono::system_clock::now());
   ASSERT_TRUE(verified.ok()) << verified.status();
   EXPECT_EQ(verified->id, Id("spiffe://example.org/web"));
+  // Published already encoded for the Workload API, and encoded right.
+  ASSERT_NE(web.encoded, nullptr);
+  EXPECT_EQ(web.encoded->chain_der, spiffe::ChainToDer(web.svid->chain));
+  auto key = spiffe::PrivateKey::FromPkcs8Der(web.encoded->key_pkcs8_der);
+  ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_TRUE(key->public_key().Equals(web.svid->key.public_key()));
+  EXPECT_EQ(snapshot->own_x509_authorities_der(),
+            spiffe::X509AuthoritiesToDer(*snapshot->own_bundle()));
 
   server_.DeleteEntry(id);
   ASSERT_TRUE(Eventually([&] { return !Find("/web").has_value(); }, seconds(3)));
@@ -138,8 +146,12 @@ TEST_F(SyncManagerTest, ShortLivedSvidsRotateWithANewKey) {
 
   // Rotation at 40-50% of about 4 s: well before the first one expires.
   ASSERT_TRUE(Eventually([&] { return Find("/short")->svid != first; }, seconds(4)));
-  std::shared_ptr<const spiffe::X509Svid> second = Find("/short")->svid;
+  const CachedIdentity rotated = *Find("/short");
+  std::shared_ptr<const spiffe::X509Svid> second = rotated.svid;
   ASSERT_NE(second, nullptr);
+  // The encoding the Workload API sends is the new SVID's, not the old one's.
+  ASSERT_NE(rotated.encoded, nullptr);
+  EXPECT_EQ(rotated.encoded->chain_der, spiffe::ChainToDer(second->chain));
   EXPECT_NE(second->chain.front().SerialHex(), first->chain.front().SerialHex());
   EXPECT_FALSE(second->key.public_key().Equals(first->key.public_key()));
   EXPECT_GT(first->chain.front().NotAfter(), std::chrono::system_clock::now());

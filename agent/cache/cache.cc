@@ -1,9 +1,23 @@
 #include "agent/cache/cache.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <utility>
 
+#include "common/status.h"
+
 namespace tessera::agent {
+
+absl::StatusOr<std::shared_ptr<const EncodedX509Svid>> EncodedX509Svid::Encode(
+    const spiffe::X509Svid& svid) {
+  auto out = std::make_shared<EncodedX509Svid>();
+  ASSIGN_OR_RETURN(out->key_pkcs8_der, svid.key.ToPkcs8Der());
+  out->chain_der = spiffe::ChainToDer(svid.chain);
+  return out;
+}
+
+EncodedX509Svid::~EncodedX509Svid() { OPENSSL_cleanse(key_pkcs8_der.data(), key_pkcs8_der.size()); }
 
 CacheSnapshot::CacheSnapshot(spiffe::TrustDomain trust_domain)
     : trust_domain_(std::move(trust_domain)) {}
@@ -16,6 +30,7 @@ CacheSnapshot::CacheSnapshot(spiffe::TrustDomain trust_domain, uint64_t generati
       server_reachable_(server_reachable),
       bundles_(std::move(bundles)),
       identities_(std::move(identities)) {
+  if (const spiffe::Bundle* own = own_bundle()) own_x509_der_ = spiffe::X509AuthoritiesToDer(*own);
   std::sort(
       identities_.begin(), identities_.end(),
       [](const CachedIdentity& a, const CachedIdentity& b) { return a.entry->id < b.entry->id; });

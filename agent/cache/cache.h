@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "spiffe/bundle.h"
 #include "spiffe/id.h"
 #include "spiffe/selector.h"
@@ -45,12 +46,30 @@ struct CachedEntry {
   friend bool operator==(const CachedEntry&, const CachedEntry&) = default;
 };
 
+// An X509-SVID in the encodings the Workload API sends, made once when the SVID is minted: a
+// bundle change or a new entry then re-sends it to thousands of streams without encoding the key
+// (an OpenSSL encoder set-up each time) or the chain again for every one of them.
+struct EncodedX509Svid {
+  static absl::StatusOr<std::shared_ptr<const EncodedX509Svid>> Encode(
+      const spiffe::X509Svid& svid);
+  EncodedX509Svid() = default;
+  EncodedX509Svid(const EncodedX509Svid&) = delete;
+  EncodedX509Svid& operator=(const EncodedX509Svid&) = delete;
+  // Wipes the key.
+  ~EncodedX509Svid();
+
+  std::string chain_der;      // the certificates, leaf first, concatenated
+  std::string key_pkcs8_der;  // PKCS#8, unencrypted
+};
+
 // One identity the agent can hand out: an entry and the X509-SVID minted for it. `svid` is null
 // while the first SVID for the entry is being minted (a new entry). Rotation replaces `svid` in
 // the next snapshot; a reader holding the old pointer keeps a valid (older) SVID.
 struct CachedIdentity {
   std::shared_ptr<const CachedEntry> entry;
   std::shared_ptr<const spiffe::X509Svid> svid;
+  // `svid` encoded, when the publisher had it encoded (null: readers encode it themselves).
+  std::shared_ptr<const EncodedX509Svid> encoded = nullptr;
 };
 
 class CacheSnapshot {
@@ -69,6 +88,9 @@ class CacheSnapshot {
   const spiffe::BundleSet& bundles() const { return bundles_; }
   // The own trust domain's bundle; nullptr before the first sync.
   const spiffe::Bundle* own_bundle() const { return bundles_.Find(trust_domain_); }
+  // The own bundle's X.509 authorities concatenated in DER (the Workload API's `bundle` field),
+  // encoded once per snapshot; empty before the first sync.
+  const std::string& own_x509_authorities_der() const { return own_x509_der_; }
   // False when the agent could not reach the server at the time of this snapshot: an entry
   // without an SVID then will not get one soon, so a caller waiting for it is told so instead of
   // being kept waiting.
@@ -96,6 +118,7 @@ class CacheSnapshot {
   bool server_reachable_ = true;
   spiffe::BundleSet bundles_;
   std::vector<CachedIdentity> identities_;  // sorted by entry ID
+  std::string own_x509_der_;
   // Selector -> indexes into identities_ of the entries that carry it.
   std::unordered_map<spiffe::Selector, std::vector<uint32_t>> by_selector_;
 };

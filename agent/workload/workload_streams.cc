@@ -150,14 +150,19 @@ Step ComposeX509Svid(const CacheSnapshot& snapshot, const AttestedCaller& caller
     return Step::Skip();
   }
   minted = workload_internal::UniqueHints(std::move(minted));
-  const std::string bundle = spiffe::X509AuthoritiesToDer(*own);
+  const std::string& bundle = snapshot.own_x509_authorities_der();
   for (const CachedIdentity& identity : minted) {
-    absl::StatusOr<std::string> key = identity.svid->key.ToPkcs8Der();
-    if (!key.ok()) return SerializationFailed(kMethod, key.status());
+    std::shared_ptr<const EncodedX509Svid> encoded = identity.encoded;
+    if (encoded == nullptr) {
+      absl::StatusOr<std::shared_ptr<const EncodedX509Svid>> made =
+          EncodedX509Svid::Encode(*identity.svid);
+      if (!made.ok()) return SerializationFailed(kMethod, made.status());
+      encoded = *std::move(made);
+    }
     ::X509SVID* svid = response->add_svids();
     svid->set_spiffe_id(identity.entry->spiffe_id.str());
-    svid->set_x509_svid(spiffe::ChainToDer(identity.svid->chain));
-    svid->set_x509_svid_key(std::move(*key));
+    svid->set_x509_svid(encoded->chain_der);
+    svid->set_x509_svid_key(encoded->key_pkcs8_der);
     svid->set_bundle(bundle);
     svid->set_hint(identity.entry->hint);
   }
@@ -175,7 +180,7 @@ Step ComposeX509Bundles(const CacheSnapshot& snapshot, const AttestedCaller& cal
   const spiffe::Bundle* own = snapshot.own_bundle();
   if (own == nullptr) return Step::Skip();
   auto& bundles = *response->mutable_bundles();
-  bundles[own->trust_domain().IdString()] = spiffe::X509AuthoritiesToDer(*own);
+  bundles[own->trust_domain().IdString()] = snapshot.own_x509_authorities_der();
   for (const auto& [td, federated] : snapshot.FederatedBundlesFor(matched)) {
     bundles[td.IdString()] = spiffe::X509AuthoritiesToDer(federated);
   }
