@@ -6,9 +6,10 @@
 // refused here as well as in the config: whatever the URL returns becomes the root of all trust
 // in the server, so it must arrive over a channel authenticated by the system's CAs (as with
 // SPIRE, whose agent fetches it with Go's default TLS client). Redirects are followed only to
-// https:// URLs.
+// https:// URLs. libcurl is not linked: it is loaded at the first download, so that the agents
+// that bootstrap from a file (most) never map it and the libraries it pulls in.
 //
-// Stateless functions; safe to call from any thread.
+// Stateless functions (libcurl, once loaded, stays loaded); safe to call from any thread.
 #pragma once
 
 #include <chrono>
@@ -33,6 +34,9 @@ struct BundleFetchOptions {
   std::filesystem::path ca_file;
   // Deadline for the whole download.
   std::chrono::milliseconds timeout = std::chrono::seconds(30);
+  // The shared library the download uses; when it cannot be loaded, FetchHttps fails with
+  // FailedPrecondition. Tests name one that does not exist.
+  std::string libcurl = "libcurl.so.4";
 };
 
 // The certificates of a bundle document. kPem: one or more CERTIFICATE blocks and nothing else.
@@ -44,8 +48,9 @@ absl::StatusOr<std::vector<spiffe::Certificate>> ParseBootstrapBundle(
 
 // GET `url` (https only) and return the body of a 200 answer. Errors: InvalidArgument for a
 // URL that is not https; Unavailable when the server cannot be reached, times out or answers
-// 5xx (worth retrying); FailedPrecondition when its certificate is not trusted, it answers
-// anything else, or the body exceeds kMaxBootstrapBundleBytes (an operator must fix something).
+// 5xx (worth retrying); FailedPrecondition when libcurl cannot be loaded, the server's
+// certificate is not trusted, it answers anything else, or the body exceeds
+// kMaxBootstrapBundleBytes (an operator must fix something).
 absl::StatusOr<std::string> FetchHttps(const std::string& url, const BundleFetchOptions& options);
 
 // The bootstrap bundle `config` names: trust_bundle_path or trust_bundle_url, in

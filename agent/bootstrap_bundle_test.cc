@@ -1,8 +1,8 @@
 // The bootstrap trust bundle: PEM and SPIFFE documents (good, empty, malformed, wrong block
 // types), files, and downloads from a local HTTPS server (cpp-httplib) with a test CA: a 200
 // answer, HTTP errors, an untrusted certificate, plain http, a redirect to http, an oversized
-// body, an unreachable port, credentials kept out of messages. The last test bootstraps a real
-// agent from a URL against an in-process tessera-server.
+// body, an unreachable port, credentials kept out of messages, a libcurl that cannot be loaded.
+// The last test bootstraps a real agent from a URL against an in-process tessera-server.
 #include "agent/bootstrap_bundle.h"
 
 #include <arpa/inet.h>
@@ -229,6 +229,28 @@ TEST(FetchHttpsTest, AnUnreachableServerIsUnavailable) {
   EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(2));
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable) << result.status();
+}
+
+// libcurl is loaded at the first download; without it the download fails with a message that
+// says what to install, and a bundle file still works.
+TEST(FetchHttpsTest, AMissingLibcurlIsAnErrorSayingWhatToDo) {
+  TempDir dir;
+  HttpsServer https(dir);
+  https.http().Get("/bundle.pem", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("unused", "text/plain");
+  });
+  BundleFetchOptions options = https.Options();
+  options.libcurl = "libtessera-test-no-such-curl.so.4";
+  auto result = FetchHttps(https.Url("/bundle.pem"), options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition) << result.status();
+  EXPECT_THAT(Message(result.status()), HasSubstr("libtessera-test-no-such-curl.so.4"));
+  EXPECT_THAT(Message(result.status()), HasSubstr("trust_bundle_path"));
+
+  // The real library still loads afterwards.
+  auto body = FetchHttps(https.Url("/bundle.pem"), https.Options());
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(*body, "unused");
 }
 
 // trust_bundle_url end to end: the agent downloads the server's bundle in SPIFFE format over
