@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "agent/agent.h"
 #include "agent/cli/api_cli.h"
 #include "agent/config.h"
@@ -98,6 +99,11 @@ int Run(const std::string& config_path, const std::string& join_token) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian builds abseil without NDEBUG, which leaves absl::Mutex's deadlock detection on: a
+  // lock-order graph updated on every lock and unlock (GraphCycles::GetId alone was 1.7% of the
+  // agent's perf samples under Workload API calls). The unit tests keep it on; the daemons need not
+  // pay for it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app("tessera-agent: SPIFFE identities for the workloads of this node");
   app.require_subcommand(1);
 

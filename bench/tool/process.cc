@@ -184,6 +184,26 @@ absl::StatusOr<std::string> RunCapture(const std::vector<std::string>& argv,
   return out;
 }
 
+absl::StatusOr<double> ReadCpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
+  const size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return absl::InternalError("cannot read /proc/<pid>/stat");
+  std::istringstream fields(text.substr(paren + 2));
+  std::string field;
+  double utime = 0;
+  double stime = 0;
+  for (int i = 3; fields >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) {
+      stime = std::stod(field);
+      return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    }
+  }
+  return absl::InternalError("short /proc/<pid>/stat");
+}
+
 absl::StatusOr<Memory> ReadMemory(pid_t pid) {
   Memory memory;
   bool found_rss = false, found_pss = false;

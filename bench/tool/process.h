@@ -72,6 +72,9 @@ struct Memory {
 };
 absl::StatusOr<Memory> ReadMemory(pid_t pid);
 
+// CPU time `pid` has used so far, user + system, in seconds (/proc/<pid>/stat utime, stime).
+absl::StatusOr<double> ReadCpuSeconds(pid_t pid);
+
 // A Unix datagram socket a child gets as NOTIFY_SOCKET, like systemd's: the daemons send
 // "READY=1" on it when they are ready (the agent: after its first sync with the server).
 class NotifySocket {

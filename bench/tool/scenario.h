@@ -69,6 +69,7 @@ std::unique_ptr<Scenario> NewSignScenario();
 std::unique_ptr<Scenario> NewWorkloadScenario();
 std::unique_ptr<Scenario> NewStreamsScenario();
 std::unique_ptr<Scenario> NewPropagationScenario();
+std::unique_ptr<Scenario> NewScaleScenario();
 std::unique_ptr<Scenario> NewFootprintScenario();
 
 // True once SIGINT or SIGTERM arrived.

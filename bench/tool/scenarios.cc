@@ -10,6 +10,7 @@ std::vector<std::unique_ptr<Scenario>> AllScenarios() {
   all.push_back(NewWorkloadScenario());
   all.push_back(NewStreamsScenario());
   all.push_back(NewPropagationScenario());
+  all.push_back(NewScaleScenario());
   all.push_back(NewFootprintScenario());
   return all;
 }

@@ -140,27 +140,6 @@ absl::Status WaitProgress(Progress& progress, const std::function<bool(const Pro
   return absl::OkStatus();
 }
 
-// utime + stime of `pid` in seconds (/proc/<pid>/stat fields 14 and 15).
-absl::StatusOr<double> CpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) return absl::InternalError("cannot read /proc/<pid>/stat");
-  std::istringstream fields(text.substr(paren + 2));
-  std::string field;
-  double utime = 0;
-  double stime = 0;
-  for (int i = 3; fields >> field; ++i) {
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) {
-      stime = std::stod(field);
-      return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-    }
-  }
-  return absl::InternalError("short /proc/<pid>/stat");
-}
-
 // The agent holds two descriptors per connection (the socket and the caller's pidfd), the tool
 // one; this much is left for everything else the daemons and the tool open.
 constexpr rlim_t kSpareDescriptors = 1024;
@@ -321,20 +300,20 @@ absl::StatusOr<ScenarioOutput> StreamsScenario::Run(const CommonOptions& common)
 
   // Idle.
   const pid_t pid = agent.process().pid();
-  ASSIGN_OR_RETURN(const double idle_cpu_start, CpuSeconds(pid));
+  ASSIGN_OR_RETURN(const double idle_cpu_start, ReadCpuSeconds(pid));
   const auto idle_start = Clock::now();
   if (!SleepUnlessInterrupted(
           std::chrono::milliseconds(static_cast<int64_t>(idle_seconds * 1000)))) {
     return CheckInterrupted();
   }
-  ASSIGN_OR_RETURN(const double idle_cpu_end, CpuSeconds(pid));
+  ASSIGN_OR_RETURN(const double idle_cpu_end, ReadCpuSeconds(pid));
   const double idle_wall = std::chrono::duration<double>(Clock::now() - idle_start).count();
   ASSIGN_OR_RETURN(const Memory idle, ReadMemory(pid));
   reading("idle", 100 * (idle_cpu_end - idle_cpu_start) / idle_wall, idle, nullptr);
 
   // The bundle change.
   ASSIGN_OR_RETURN(const std::string marker, NewAuthority());
-  ASSIGN_OR_RETURN(const double change_cpu_start, CpuSeconds(pid));
+  ASSIGN_OR_RETURN(const double change_cpu_start, ReadCpuSeconds(pid));
   {
     std::lock_guard lock(progress.mu);
     progress.marker = marker;
@@ -346,7 +325,7 @@ absl::StatusOr<ScenarioOutput> StreamsScenario::Run(const CommonOptions& common)
       std::chrono::seconds(60), "bundle change"));
   const double change_wall =
       std::chrono::duration<double>(Clock::now() - progress.change_start).count();
-  ASSIGN_OR_RETURN(const double change_cpu_end, CpuSeconds(pid));
+  ASSIGN_OR_RETURN(const double change_cpu_end, ReadCpuSeconds(pid));
   ASSIGN_OR_RETURN(const Memory changed, ReadMemory(pid));
   std::vector<double> fan_out_ms;
   {

@@ -127,10 +127,11 @@ absl::StatusOr<double> ValidateJwt(const std::string&, Client& client) {
 struct Level {
   std::vector<double> ms;
   double seconds = 0;
+  double agent_cpu_seconds = 0;  // the agent's CPU time over the level
 };
 
 // `clients` threads call `call` until `duration` passed; the first failure stops them all.
-absl::StatusOr<Level> RunLevel(const std::string& target, Call call, int clients,
+absl::StatusOr<Level> RunLevel(const std::string& target, pid_t agent, Call call, int clients,
                                std::chrono::milliseconds duration) {
   std::vector<Client> state(clients);
   for (Client& c : state) {
@@ -141,6 +142,7 @@ absl::StatusOr<Level> RunLevel(const std::string& target, Call call, int clients
   std::vector<std::vector<double>> per_thread(clients);
   std::vector<absl::Status> errors(clients);
   std::atomic<bool> stop{false};
+  ASSIGN_OR_RETURN(const double cpu_start, ReadCpuSeconds(agent));
   const auto start = Clock::now();
   const auto deadline = start + duration;
   std::vector<std::thread> threads;
@@ -160,6 +162,8 @@ absl::StatusOr<Level> RunLevel(const std::string& target, Call call, int clients
   for (std::thread& t : threads) t.join();
   Level level;
   level.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  ASSIGN_OR_RETURN(const double cpu_end, ReadCpuSeconds(agent));
+  level.agent_cpu_seconds = cpu_end - cpu_start;
   for (const absl::Status& e : errors) RETURN_IF_ERROR(e);
   RETURN_IF_ERROR(CheckInterrupted());
   for (auto& v : per_thread) level.ms.insert(level.ms.end(), v.begin(), v.end());
@@ -199,12 +203,14 @@ class WorkloadScenario final : public Scenario {
                       {"clients", clients},
                       {"seconds", seconds},
                       {"workload_attestor", "unix"}};
-    out.table.columns = {"call",   "clients",  "calls",  "calls/s", "p50 ms",
-                         "p99 ms", "p99.9 ms", "max ms", "target",  "verdict"};
+    out.table.columns = {"call",   "clients",  "calls",  "calls/s",           "p50 ms",
+                         "p99 ms", "p99.9 ms", "max ms", "agent CPU us/call", "target",
+                         "verdict"};
 
     ASSIGN_OR_RETURN(Deployment deployment,
                      StartDeployment("tessera-bench-workload", binaries_, kWorkloadId));
     const std::string target = deployment.workload_target();
+    const pid_t agent_pid = deployment.agent->process().pid();
 
     struct Kind {
       const char* label;
@@ -217,21 +223,23 @@ class WorkloadScenario final : public Scenario {
     const auto duration = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
     for (const Kind& kind : kinds) {
       for (int c : clients) {
-        ASSIGN_OR_RETURN(Level level, RunLevel(target, kind.call, c, duration),
+        ASSIGN_OR_RETURN(Level level, RunLevel(target, agent_pid, kind.call, c, duration),
                          Annotate(_, absl::StrCat(kind.label, " at ", c, " clients")));
         const LatencySummary s = SummarizeLatencies(level.ms);
         const bool judged = kind.has_target && c == 1;
         const bool met = s.p99 < kTargetP99Ms;
         const double rate = level.seconds > 0 ? static_cast<double>(s.count) / level.seconds : 0;
-        out.table.rows.push_back({kind.label, std::to_string(c), std::to_string(s.count),
-                                  FormatFixed(rate, 0), FormatFixed(s.p50, 3),
-                                  FormatFixed(s.p99, 3), FormatFixed(s.p999, 3),
-                                  FormatFixed(s.max, 3), judged ? "p99 < 1 ms" : "",
-                                  judged ? (met ? "met" : "MISSED") : ""});
+        const double cpu_us = s.count > 0 ? 1e6 * level.agent_cpu_seconds / s.count : 0;
+        out.table.rows.push_back(
+            {kind.label, std::to_string(c), std::to_string(s.count), FormatFixed(rate, 0),
+             FormatFixed(s.p50, 3), FormatFixed(s.p99, 3), FormatFixed(s.p999, 3),
+             FormatFixed(s.max, 3), FormatFixed(cpu_us, 0), judged ? "p99 < 1 ms" : "",
+             judged ? (met ? "met" : "MISSED") : ""});
         nlohmann::json row = s.ToJson();
         row["call"] = kind.label;
         row["clients"] = c;
         row["calls_per_second"] = rate;
+        row["agent_cpu_us_per_call"] = cpu_us;
         row["target_p99_ms"] = judged ? nlohmann::json(kTargetP99Ms) : nullptr;
         row["target_met"] = judged ? nlohmann::json(met) : nullptr;
         out.results.push_back(std::move(row));
@@ -240,7 +248,8 @@ class WorkloadScenario final : public Scenario {
     out.table.notes = {
         "new connection: channel made, stream opened, first response read (connect + unix "
         "attestation + SVID); the others reuse each client's connection",
-        "latencies are measured in this process, which shares the machine's cores with the agent"};
+        "latencies are measured in this process, which shares the machine's cores with the agent; "
+        "agent CPU us/call: the agent's user + system time over the row, per call"};
     if (TESSERA_BENCH_SANITIZE) {
       out.table.notes.push_back("sanitizer build: times are inflated, verdicts mean nothing");
     }
