@@ -1,5 +1,6 @@
 #include "spiffe/certificate.h"
 
+#include <openssl/asn1.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -8,12 +9,14 @@
 #include <climits>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "spiffe/x509_internal.h"
 
 namespace tessera::spiffe {
 namespace {
@@ -25,8 +28,46 @@ struct OpenSslFreeDeleter {
 };
 using OpenSslCharPtr = std::unique_ptr<char, OpenSslFreeDeleter>;
 
+// The common case of ParseOne without OpenSSL 3.0's key decoder: a certificate whose structure
+// decodes in the keyless context (the same ASN.1 templates as d2i_X509: the same acceptance and
+// fields) and whose subject key internal::DecodeEcSpki reads (then it is the key OpenSSL's decoder
+// would have made). The X509 gets that key as a legacy copy, which re-encodes the subject key and
+// the TBSCertificate around it; the result is kept only if the whole certificate then re-encodes
+// to exactly the input, which is ParseOne's canonical-DER check (stricter, even: it covers the
+// TBSCertificate too, which d2i_X509 would hand back verbatim) and proves that the certificate
+// holds the very bytes that were signed. Anything else returns nullopt with the error queue as it
+// was, and ParseOne decides as it always did.
+std::optional<Certificate> ParseCommon(const unsigned char** p, long len) {
+  OSSL_LIB_CTX* keyless = KeylessDecodeContext();
+  if (keyless == nullptr) return std::nullopt;
+  const unsigned char* const begin = *p;
+  const unsigned char* end = begin;
+  ERR_set_mark();
+  X509Ptr x509(reinterpret_cast<X509*>(
+      ASN1_item_d2i_ex(nullptr, &end, len, ASN1_ITEM_rptr(X509), keyless, nullptr)));
+  internal::EcSpkiKeys keys;
+  if (x509 != nullptr) {
+    keys = internal::DecodeEcSpkiWithLegacyCopy(X509_get_X509_PUBKEY(x509.get()));
+  }
+  bool ok = keys.legacy != nullptr && X509_set_pubkey(x509.get(), keys.legacy.get()) == 1;
+  if (ok) {
+    unsigned char* reencoded = nullptr;
+    const int reencoded_len = i2d_X509(x509.get(), &reencoded);
+    ok = reencoded_len == end - begin &&
+         std::memcmp(reencoded, begin, static_cast<size_t>(reencoded_len)) == 0;
+    OPENSSL_free(reencoded);
+  }
+  ok = ok && (X509_get_extension_flags(x509.get()) & EXFLAG_INVALID) == 0;
+  ERR_pop_to_mark();
+  if (!ok) return std::nullopt;
+  *p = end;
+  return internal::CertificateAccess::WithLegacyKeyOf(x509.get(),
+                                                      PublicKey::FromEvp(keys.key.get()));
+}
+
 // One DER certificate starting at `*p`; advances `*p` past it.
 absl::StatusOr<Certificate> ParseOne(const unsigned char** p, long len) {
+  if (std::optional<Certificate> common = ParseCommon(p, len)) return *std::move(common);
   const unsigned char* const begin = *p;
   X509* raw = d2i_X509(nullptr, p, len);
   if (raw == nullptr) return OpenSslError("parse certificate");
@@ -190,6 +231,7 @@ std::string Certificate::ToPem() const {
 }
 
 PublicKey Certificate::public_key() const {
+  if (public_key_.has_value()) return *public_key_;
   return PublicKey::FromEvp(X509_get0_pubkey(x509_.get()));
 }
 

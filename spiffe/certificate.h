@@ -1,11 +1,17 @@
 // Certificate: an immutable handle over a reference-counted X509, plus DER/PEM chain encodings.
 // Cheap to copy, safe to share between threads.
+//
+// With OpenSSL 3.0, decoding a certificate's public key costs far more than the rest of parsing
+// it, so FromDer (and the X509-SVID builder) keep the common EC keys in the X509 as a legacy
+// (EC_KEY) copy made without OpenSSL's decoder (see x509_internal.h), and public_key() then
+// answers with the equivalent provider key, on which every EVP call works.
 #pragma once
 
 #include <openssl/x509.h>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,6 +21,10 @@
 #include "spiffe/key.h"
 
 namespace tessera::spiffe {
+
+namespace internal {
+class CertificateAccess;  // x509_internal.h
+}  // namespace internal
 
 class Certificate {
  public:
@@ -53,8 +63,16 @@ class Certificate {
   friend bool operator==(const Certificate& a, const Certificate& b);
 
  private:
-  explicit Certificate(std::shared_ptr<X509> x509) : x509_(std::move(x509)) {}
+  friend class internal::CertificateAccess;
+
+  explicit Certificate(std::shared_ptr<X509> x509,
+                       std::optional<PublicKey> public_key = std::nullopt)
+      : x509_(std::move(x509)), public_key_(std::move(public_key)) {}
+
   std::shared_ptr<X509> x509_;
+  // Set when x509_ holds its subject key as a legacy copy: the same key as a provider key (the
+  // legacy form lacks some of OpenSSL 3.0's parameter getters, e.g. the EC coordinates).
+  std::optional<PublicKey> public_key_;
 };
 
 // Concatenated DER certificates (Workload API encoding), at least one.

@@ -1,15 +1,20 @@
 #include "spiffe/certificate.h"
 
 #include <openssl/asn1.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "spiffe/x509_test_util.h"
 
 namespace tessera::spiffe {
 namespace {
@@ -115,6 +120,126 @@ TEST(CertificateParseTest, NonDerEncodingIsRefused) {
   auto chain = ParseDerChain(ber);
   EXPECT_EQ(chain.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(chain.status().message()), HasSubstr("not DER"));
+}
+
+// What OpenSSL's own d2i_X509 makes of `der`.
+X509Ptr OpenSslParse(const std::string& der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  return X509Ptr(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+}
+
+std::string SpkiOf(EVP_PKEY* key) {
+  unsigned char* out = nullptr;
+  int len = i2d_PUBKEY(key, &out);
+  if (len <= 0) return "";
+  std::string der(reinterpret_cast<char*>(out), static_cast<size_t>(len));
+  OPENSSL_free(out);
+  return der;
+}
+
+// A leaf for `key` signed by `issuer`, as DER.
+absl::StatusOr<std::string> LeafDer(const testing::Ca& issuer, const PublicKey& key) {
+  LeafTemplate tmpl{.public_key = key,
+                    .spiffe_id = testing::Id("spiffe://example.org/w"),
+                    .dns_names = {"w.example.org"},
+                    .not_before = testing::TestNow() - kBackdate,
+                    .not_after = testing::TestNow() + kDefaultLeafTtl};
+  ASSIGN_OR_RETURN(Certificate leaf, SignLeaf(tmpl, issuer.cert, issuer.key));
+  return leaf.ToDer();
+}
+
+// FromDer reads the common EC keys without OpenSSL's decoder and keeps them in the X509 as legacy
+// copies (x509_internal.h); other keys take d2i_X509's own path. Either way a certificate must be
+// what d2i_X509 makes of its bytes, and its public_key() must be a full provider key.
+TEST(CertificateParseTest, EveryKeyFormParsesAsOpenSslParsesIt) {
+  const TrustDomain td = testing::Td("example.org");
+  ASSERT_OK_AND_ASSIGN(testing::Ca root, testing::MakeRootCa(td, testing::TestNow()));
+  std::vector<std::string> ders = {root.cert.ToDer()};
+  for (const char* pem : {"ca.pem", "leaf.pem"}) {
+    const std::string text = ReadTestdata(pem);
+    BioPtr bio = MemBio(text);
+    X509Ptr x509(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    ASSERT_NE(x509, nullptr) << pem;
+    unsigned char* out = nullptr;
+    int len = i2d_X509(x509.get(), &out);
+    ASSERT_GT(len, 0);
+    ders.emplace_back(reinterpret_cast<char*>(out), static_cast<size_t>(len));
+    OPENSSL_free(out);
+  }
+  for (KeyType type : {KeyType::kEcP384, KeyType::kRsa2048}) {
+    ASSERT_OK_AND_ASSIGN(testing::Ca other, testing::MakeRootCa(td, testing::TestNow(), type));
+    ders.push_back(other.cert.ToDer());
+  }
+  for (KeyType type : {KeyType::kEcP256, KeyType::kEcP384, KeyType::kRsa2048}) {
+    ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(type));
+    ASSERT_OK_AND_ASSIGN(std::string der, LeafDer(root, key.public_key()));
+    ders.push_back(der);
+  }
+  for (const char* param :
+       {OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, OSSL_PKEY_PARAM_EC_ENCODING}) {
+    // A compressed point, then explicit curve parameters: left to d2i_X509.
+    ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kEcP256));
+    const char* value =
+        std::string_view(param) == OSSL_PKEY_PARAM_EC_ENCODING ? "explicit" : "compressed";
+    ASSERT_EQ(EVP_PKEY_set_utf8_string_param(key.get(), param, value), 1);
+    ASSERT_OK_AND_ASSIGN(std::string der, LeafDer(root, key.public_key()));
+    ders.push_back(der);
+  }
+  std::string chain_der;
+  for (const std::string& der : ders) {
+    SCOPED_TRACE(Hex(der.substr(0, 64)));
+    ASSERT_FALSE(der.empty());
+    chain_der += der;
+    X509Ptr reference = OpenSslParse(der);
+    ASSERT_NE(reference, nullptr);
+    EVP_PKEY* reference_key = X509_get0_pubkey(reference.get());
+    ASSERT_NE(reference_key, nullptr);
+    ASSERT_OK_AND_ASSIGN(Certificate cert, Certificate::FromDer(der));
+    EXPECT_EQ(cert.ToDer(), der);
+    EXPECT_EQ(X509_cmp(cert.get(), reference.get()), 0);
+    EXPECT_EQ(X509_get_extension_flags(cert.get()), X509_get_extension_flags(reference.get()));
+    EXPECT_EQ(X509_get_key_usage(cert.get()), X509_get_key_usage(reference.get()));
+    EXPECT_EQ(SpkiOf(cert.public_key().get()), SpkiOf(reference_key));
+    EXPECT_EQ(SpkiOf(X509_get0_pubkey(cert.get())), SpkiOf(reference_key));
+    EXPECT_TRUE(cert.public_key().Equals(PublicKey::FromEvp(reference_key)));
+    EXPECT_EQ(cert.public_key().type(), PublicKey::FromEvp(reference_key).type());
+    if (cert.public_key().IsEc()) {
+      // What a JWK needs (a legacy EC key in OpenSSL 3.0 cannot give it).
+      BIGNUM* x = nullptr;
+      EXPECT_EQ(EVP_PKEY_get_bn_param(cert.public_key().get(), OSSL_PKEY_PARAM_EC_PUB_X, &x), 1);
+      BN_free(x);
+    }
+    if (X509_check_issued(root.cert.get(), cert.get()) == X509_V_OK) {
+      EXPECT_EQ(X509_verify(cert.get(), X509_get0_pubkey(root.cert.get())), 1);
+    } else if (cert.IsCa()) {
+      EXPECT_EQ(X509_check_issued(cert.get(), cert.get()), X509_V_OK);
+      EXPECT_EQ(X509_verify(cert.get(), X509_get0_pubkey(cert.get())), 1);
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<Certificate> chain, ParseDerChain(chain_der));
+  ASSERT_EQ(chain.size(), ders.size());
+  EXPECT_EQ(ChainToDer(chain), chain_der);
+  EXPECT_EQ(ERR_peek_error(), 0u) << "error queue left dirty";
+}
+
+// One parsed certificate read from several threads at once (it re-encodes on every ToDer).
+TEST_F(CertificateTest, ConcurrentReadersSeeTheSameCertificate) {
+  const std::string der = leaf_.ToDer();
+  ASSERT_OK_AND_ASSIGN(Certificate cert, Certificate::FromDer(der));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < mismatches.size(); ++t) {
+    threads.emplace_back([&cert, &der, &mismatches, t] {
+      for (int i = 0; i < 50; ++i) {
+        if (cert.ToDer() != der || cert.ToPem().empty() || cert.UriSans().size() != 1 ||
+            cert.IsCa() || !cert.public_key().IsEc()) {
+          ++mismatches[t];
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_THAT(mismatches, ::testing::Each(0));
 }
 
 TEST_F(CertificateTest, SingleCertificateErrors) {

@@ -1,5 +1,6 @@
 #include "spiffe/csr.h"
 
+#include <openssl/core_names.h>
 #include <openssl/x509v3.h>
 
 #include <chrono>
@@ -41,6 +42,7 @@ TEST_P(CsrKeyTypeTest, RoundTripCarriesUriSanAndKey) {
   EXPECT_THAT(csr.dns_sans, ElementsAre("web.example.org", "web"));
   EXPECT_TRUE(csr.public_key.Equals(key.public_key()));
   EXPECT_EQ(csr.public_key.type(), GetParam());
+  EXPECT_EQ(*csr.public_key.ToDer(), *key.public_key().ToDer());
   EXPECT_EQ(csr.subject, "");
 }
 
@@ -206,6 +208,60 @@ TEST(CsrSplitTest, MalformedAndForgedIsMalformedFirst) {
   auto parsed = ParseCsr(der);
   ASSERT_FALSE(parsed.ok());
   EXPECT_EQ(parsed.status().message(), "parse CSR: signature does not verify");
+}
+
+// csr.cc reads the keys of most requests without OpenSSL's decoder (uncompressed P-256/P-384 on
+// a named curve) and leaves the rest to it: either way a request reads as OpenSSL reads it, with
+// the key its decoder makes of the bytes and the same verdicts.
+TEST(CsrSplitTest, EveryEcKeyFormReadsAsOpenSslReadsIt) {
+  for (KeyType type : {KeyType::kEcP256, KeyType::kEcP384}) {
+    ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(type));
+    for (auto [format, encoding] :
+         {std::pair{"uncompressed", "named_curve"}, std::pair{"compressed", "named_curve"},
+          std::pair{"uncompressed", "explicit"}}) {
+      SCOPED_TRACE(std::string(KeyTypeName(type)) + " " + format + " " + encoding);
+      EvpPkeyPtr copy(EVP_PKEY_dup(key.get()));
+      ASSERT_NE(copy, nullptr);
+      ASSERT_EQ(EVP_PKEY_set_utf8_string_param(copy.get(),
+                                               OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, format),
+                1);
+      ASSERT_EQ(EVP_PKEY_set_utf8_string_param(copy.get(), OSSL_PKEY_PARAM_EC_ENCODING, encoding),
+                1);
+      PrivateKey signer = PrivateKey::FromEvp(copy.get());
+      ASSERT_OK_AND_ASSIGN(std::string spki, signer.public_key().ToDer());
+      ASSERT_OK_AND_ASSIGN(std::string der, CreateCsr(signer, Id("spiffe://example.org/a")));
+      const size_t spki_at = der.find(spki);
+      ASSERT_NE(spki_at, std::string::npos);
+
+      ASSERT_OK_AND_ASSIGN(ParsedCsr csr, ParseCsr(der));
+      EXPECT_EQ(*csr.public_key.ToDer(), spki);
+      EXPECT_TRUE(csr.public_key.Equals(key.public_key()));
+      ASSERT_OK_AND_ASSIGN(UnverifiedCsr unverified, ParseCsrUnverified(der));
+      ASSERT_OK_AND_ASSIGN(ParsedCsr verified, VerifyCsrSignature(std::move(unverified)));
+      EXPECT_EQ(*verified.public_key.ToDer(), spki);
+
+      // Another signer's key in its place: decodes, does not verify.
+      ASSERT_OK_AND_ASSIGN(PrivateKey other, PrivateKey::Generate(type));
+      ASSERT_OK_AND_ASSIGN(std::string other_spki, other.public_key().ToDer());
+      std::string swapped = der;
+      swapped.replace(spki_at, spki.size(), other_spki);
+      if (other_spki.size() == spki.size()) {
+        ASSERT_OK_AND_ASSIGN(UnverifiedCsr forged, ParseCsrUnverified(swapped));
+        EXPECT_FALSE(VerifyCsrSignature(std::move(forged)).ok());
+        EXPECT_EQ(ParseCsr(swapped).status().message(), "parse CSR: signature does not verify");
+      }
+
+      // The point moved off the curve (the last byte of its y): a key OpenSSL cannot decode.
+      if (std::string_view(format) != "uncompressed") continue;
+      std::string off_curve = der;
+      off_curve[spki_at + spki.size() - 1] ^= 0x01;
+      auto r = ParseCsrUnverified(off_curve);
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(std::string(r.status().message()), StartsWith("parse CSR: public key: "));
+      EXPECT_EQ(ParseCsr(off_curve).status(), r.status());
+    }
+  }
 }
 
 TEST(CsrSplitTest, MovedFromRequestNeverVerifies) {

@@ -1,6 +1,8 @@
 #include "spiffe/key.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include <fstream>
 #include <sstream>
@@ -8,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "spiffe/x509_internal.h"
 
 namespace tessera::spiffe {
 namespace {
@@ -217,6 +220,152 @@ TEST(KeyTest, FromEvpSharesReference) {
   EXPECT_EQ(copy.get(), key->get());
   PublicKey pub = PublicKey::FromEvp(key->get());
   EXPECT_TRUE(pub.Equals(key->public_key()));
+}
+
+// ---- The EC shortcuts of x509_internal.h (DecodeEcSpki, LegacyEcPublicKey) ----
+
+// `key`'s public half, re-read from the SubjectPublicKeyInfo OpenSSL writes for it with the given
+// point format ("uncompressed", "compressed") and curve encoding ("named_curve", "explicit").
+absl::StatusOr<PublicKey> ReadBackAs(const PrivateKey& key, const char* point_format,
+                                     const char* encoding) {
+  EvpPkeyPtr copy(EVP_PKEY_dup(key.get()));
+  if (copy == nullptr ||
+      EVP_PKEY_set_utf8_string_param(copy.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                     point_format) != 1 ||
+      EVP_PKEY_set_utf8_string_param(copy.get(), OSSL_PKEY_PARAM_EC_ENCODING, encoding) != 1) {
+    return absl::InternalError("set EC output parameters");
+  }
+  absl::StatusOr<std::string> der = PublicKey::FromEvp(copy.get()).ToDer();
+  if (!der.ok()) return der.status();
+  return PublicKey::FromDer(*der);
+}
+
+// The SubjectPublicKeyInfo X509_set_pubkey writes into a certificate for `key`.
+std::string SpkiInCertificate(EVP_PKEY* key) {
+  X509Ptr x509(X509_new());
+  if (x509 == nullptr || X509_set_pubkey(x509.get(), key) != 1) return "";
+  unsigned char* out = nullptr;
+  int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x509.get()), &out);
+  if (len <= 0) return "";
+  std::string der(reinterpret_cast<char*>(out), static_cast<size_t>(len));
+  OPENSSL_free(out);
+  return der;
+}
+
+// `spki` decoded in the keyless context, as csr.cc decodes requests: the key is left undecoded.
+OpenSslPtr<X509_PUBKEY, X509_PUBKEY_free> KeylessSpki(const std::string& spki) {
+  const auto* p = reinterpret_cast<const unsigned char*>(spki.data());
+  return OpenSslPtr<X509_PUBKEY, X509_PUBKEY_free>(reinterpret_cast<X509_PUBKEY*>(
+      ASN1_item_d2i_ex(nullptr, &p, static_cast<long>(spki.size()), ASN1_ITEM_rptr(X509_PUBKEY),
+                       KeylessDecodeContext(), nullptr)));
+}
+
+class EcShortcutTest : public ::testing::TestWithParam<KeyType> {};
+
+TEST_P(EcShortcutTest, DecodeEcSpkiIsOpenSslsDecoder) {
+  auto key = PrivateKey::Generate(GetParam());
+  ASSERT_TRUE(key.ok()) << key.status();
+  const std::string spki = *key->public_key().ToDer();
+  auto keyless = KeylessSpki(spki);
+  ASSERT_NE(keyless, nullptr);
+  EXPECT_EQ(X509_PUBKEY_get0(keyless.get()), nullptr) << "the keyless context decoded the key";
+  ERR_clear_error();
+  EvpPkeyPtr fast = internal::DecodeEcSpki(keyless.get());
+  ASSERT_NE(fast, nullptr);
+  PublicKey decoded = PublicKey::FromEvp(fast.get());
+  EXPECT_TRUE(decoded.Equals(key->public_key()));
+  EXPECT_EQ(decoded.type(), GetParam());
+  EXPECT_EQ(*decoded.ToDer(), spki);
+  EXPECT_EQ(SpkiInCertificate(fast.get()), SpkiInCertificate(key->get()));
+  std::string signature = *key->Sign("data", Digest::kSha256);
+  EXPECT_TRUE(decoded.Verify("data", signature, Digest::kSha256).ok());
+  internal::EcSpkiKeys both = internal::DecodeEcSpkiWithLegacyCopy(keyless.get());
+  ASSERT_NE(both.key, nullptr);
+  ASSERT_NE(both.legacy, nullptr);
+  EXPECT_TRUE(PublicKey::FromEvp(both.key.get()).Equals(key->public_key()));
+  EXPECT_EQ(EVP_PKEY_get0_provider(both.legacy.get()), nullptr) << "not a legacy key";
+  EXPECT_EQ(SpkiInCertificate(both.legacy.get()), spki);
+
+  // A point off the curve: both OpenSSL's decoder and the shortcut refuse it.
+  std::string off_curve = spki;
+  off_curve.back() = static_cast<char>(off_curve.back() ^ 1);
+  EXPECT_FALSE(PublicKey::FromDer(off_curve).ok());
+  auto keyless_off = KeylessSpki(off_curve);
+  ASSERT_NE(keyless_off, nullptr);
+  EXPECT_EQ(internal::DecodeEcSpki(keyless_off.get()), nullptr);
+  both = internal::DecodeEcSpkiWithLegacyCopy(keyless_off.get());
+  EXPECT_EQ(both.key, nullptr);
+  EXPECT_EQ(both.legacy, nullptr);
+  ERR_clear_error();
+
+  // Other forms are left to OpenSSL's decoder.
+  for (auto [format, encoding] :
+       {std::pair{"compressed", "named_curve"}, std::pair{"uncompressed", "explicit"}}) {
+    auto other = ReadBackAs(*key, format, encoding);
+    ASSERT_TRUE(other.ok()) << other.status();
+    auto keyless_other = KeylessSpki(*other->ToDer());
+    ASSERT_NE(keyless_other, nullptr);
+    EXPECT_EQ(internal::DecodeEcSpki(keyless_other.get()), nullptr) << format << " " << encoding;
+    EXPECT_EQ(internal::DecodeEcSpkiWithLegacyCopy(keyless_other.get()).legacy, nullptr);
+  }
+  ERR_clear_error();
+}
+
+TEST_P(EcShortcutTest, LegacyCopyWritesTheSameSpki) {
+  auto key = PrivateKey::Generate(GetParam());
+  ASSERT_TRUE(key.ok()) << key.status();
+  const std::string spki = *key->public_key().ToDer();
+  // Whatever made the provider key: generation, the SPKI decoder, the PEM reader.
+  std::vector<PublicKey> sources = {key->public_key(), *PublicKey::FromDer(spki),
+                                    *PublicKey::FromPem(*key->public_key().ToPem())};
+  for (const PublicKey& source : sources) {
+    EvpPkeyPtr legacy = internal::LegacyEcPublicKey(source.get());
+    ASSERT_NE(legacy, nullptr);
+    EXPECT_EQ(EVP_PKEY_get0_provider(legacy.get()), nullptr) << "not a legacy key";
+    EXPECT_EQ(SpkiInCertificate(legacy.get()), SpkiInCertificate(source.get()));
+    EXPECT_EQ(SpkiInCertificate(legacy.get()), spki);
+    PublicKey copy = PublicKey::FromEvp(legacy.get());
+    EXPECT_TRUE(copy.Equals(key->public_key()));
+    EXPECT_EQ(copy.type(), GetParam());
+    EXPECT_EQ(*copy.ToDer(), spki);
+    std::string signature = *key->Sign("data", Digest::kSha256);
+    EXPECT_TRUE(copy.Verify("data", signature, Digest::kSha256).ok());
+  }
+  // Keys whose SubjectPublicKeyInfo differs from the template's are left to X509_set_pubkey,
+  // and so is a legacy key (X509_set_pubkey writes those directly).
+  for (auto [format, encoding] :
+       {std::pair{"compressed", "named_curve"}, std::pair{"uncompressed", "explicit"}}) {
+    auto other = ReadBackAs(*key, format, encoding);
+    ASSERT_TRUE(other.ok()) << other.status();
+    EXPECT_EQ(internal::LegacyEcPublicKey(other->get()), nullptr) << format << " " << encoding;
+  }
+  EvpPkeyPtr legacy = internal::LegacyEcPublicKey(key->get());
+  ASSERT_NE(legacy, nullptr);
+  EXPECT_EQ(internal::LegacyEcPublicKey(legacy.get()), nullptr);
+  ERR_clear_error();
+}
+
+INSTANTIATE_TEST_SUITE_P(EcTypes, EcShortcutTest,
+                         ::testing::Values(KeyType::kEcP256, KeyType::kEcP384));
+
+TEST(EcShortcutTest, OtherKeysAreLeftToOpenSsl) {
+  for (KeyType type : {KeyType::kRsa2048}) {
+    auto key = PrivateKey::Generate(type);
+    ASSERT_TRUE(key.ok()) << key.status();
+    EXPECT_EQ(internal::LegacyEcPublicKey(key->get()), nullptr);
+    auto keyless = KeylessSpki(*key->public_key().ToDer());
+    ASSERT_NE(keyless, nullptr);
+    EXPECT_EQ(internal::DecodeEcSpki(keyless.get()), nullptr);
+  }
+  auto p521 = EvpPkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-521"));
+  ASSERT_NE(p521, nullptr);
+  EXPECT_EQ(internal::LegacyEcPublicKey(p521.get()), nullptr);
+  auto keyless = KeylessSpki(*PublicKey::FromEvp(p521.get()).ToDer());
+  ASSERT_NE(keyless, nullptr);
+  EXPECT_EQ(internal::DecodeEcSpki(keyless.get()), nullptr);
+  EXPECT_EQ(internal::DecodeEcSpki(nullptr), nullptr);
+  EXPECT_EQ(internal::LegacyEcPublicKey(nullptr), nullptr);
+  ERR_clear_error();
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
-// RAII owners for OpenSSL objects and the conversion of OpenSSL's error queue into a Status.
-// Only the EVP-level API of OpenSSL 3 is used by Tessera. Thread-safe (stateless; OpenSSL's
-// error queue is per thread).
+// RAII owners for OpenSSL objects, the conversion of OpenSSL's error queue into a Status, and a
+// library context for decoding ASN.1 structures without their public keys (openssl.cc also holds
+// the EC key shortcuts that x509_internal.h declares). Only the EVP-level API of OpenSSL 3 is used
+// by Tessera. Thread-safe (OpenSSL's error queue is per thread; the library context and the
+// shortcuts' template keys are made once and never change).
 #pragma once
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
+#include <openssl/types.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -44,6 +47,14 @@ using BioPtr = OpenSslPtr<BIO, BIO_free_all>;
 // are ours, not the caller's.
 absl::Status OpenSslError(std::string_view context,
                           absl::StatusCode code = absl::StatusCode::kInvalidArgument);
+
+// A library context that offers no algorithms at all (it has only OpenSSL's "null" provider), for
+// ASN1_item_d2i_ex: a structure decodes with it exactly as with the default context (the ASN.1
+// templates do not depend on the context), except that a SubjectPublicKeyInfo inside is left
+// undecoded (X509_PUBKEY_get0 gives nullptr) where the default context would run it through a new
+// OSSL_DECODER context, which costs OpenSSL 3.0 several ECDSA signatures' worth of time. Never
+// use it for cryptography. nullptr if OpenSSL could not make it.
+OSSL_LIB_CTX* KeylessDecodeContext();
 
 // A read-only memory BIO over `data` (which must outlive the BIO).
 BioPtr MemBio(std::string_view data);

@@ -1,16 +1,20 @@
 // Helpers shared by the CSR and certificate builders (csr.cc, x509_svid.cc); not a public API.
-// Stateless and thread-safe.
+// Thread-safe: stateless, except for the per-curve template keys behind the EC helpers, which are
+// made once and never change.
 #pragma once
 
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 #include <openssl/x509v3.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "spiffe/certificate.h"
 #include "spiffe/key.h"
 #include "spiffe/openssl.h"
 
@@ -28,6 +32,44 @@ inline const EVP_MD* SignatureMd(EVP_PKEY* key) {
   }
   return EVP_sha256();
 }
+
+// OpenSSL 3.0 spends most of an X509-SVID's cost outside the signature: every SubjectPublicKeyInfo
+// it decodes or encodes goes through a freshly set up OSSL_DECODER/OSSL_ENCODER context. These
+// helpers (in openssl.cc) cover the keys Tessera issues and sees nearly always, EC P-256 and P-384
+// with an uncompressed point and a named curve, without either; for anything else they give
+// nullptr and the caller takes OpenSSL's general path, which then decides as it always did.
+
+// The public key of `spki` when it is id-ecPublicKey on the named curve P-256 or P-384 with an
+// uncompressed point that lies on the curve: the same key (same parameters, same point, same
+// encodings) that OpenSSL's SubjectPublicKeyInfo decoder makes of those bytes, which accepts such
+// a key under exactly these conditions. nullptr otherwise, possibly leaving errors on the queue.
+EvpPkeyPtr DecodeEcSpki(const X509_PUBKEY* spki);
+
+// DecodeEcSpki's key and the legacy copy LegacyEcPublicKey would make of it (made from the same
+// point, without asking the key for it); both nullptr when DecodeEcSpki would give nullptr.
+struct EcSpkiKeys {
+  EvpPkeyPtr key;
+  EvpPkeyPtr legacy;
+};
+EcSpkiKeys DecodeEcSpkiWithLegacyCopy(const X509_PUBKEY* spki);
+
+// For X509_set_pubkey: a copy of the public half of `key` held in OpenSSL's legacy (EC_KEY) form,
+// which X509_set_pubkey encodes directly instead of through an encoder and a decoder. Only for a
+// provider EC P-256/P-384 key with a named curve whose point is kept uncompressed; the
+// SubjectPublicKeyInfo that X509_set_pubkey writes for the copy is byte for byte the one it
+// writes for `key`. nullptr for any other key, possibly leaving errors on the queue.
+EvpPkeyPtr LegacyEcPublicKey(EVP_PKEY* key);
+
+// Makes Certificates whose X509 holds its subject key as the legacy copy LegacyEcPublicKey made.
+class CertificateAccess {
+ public:
+  // Takes one reference of `x509`; `key` is the provider key the legacy copy in its
+  // subjectPublicKeyInfo was made from, which Certificate::public_key() then returns.
+  static Certificate WithLegacyKeyOf(X509* x509, PublicKey key) {
+    X509_up_ref(x509);
+    return Certificate(std::shared_ptr<X509>(x509, X509_free), std::move(key));
+  }
+};
 
 // A DNS name we are willing to put into a certificate: non-empty, printable ASCII, no spaces.
 inline absl::Status ValidateDnsName(const std::string& name) {

@@ -66,17 +66,18 @@ absl::Status SetRandomSerial(X509* x509) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<X509NamePtr> BuildName(const DistinguishedName& dn) {
-  X509NamePtr name(X509_NAME_new());
+// Appends `dn` to `name` (the certificate's own, empty subject: filled in place rather than
+// built apart and copied in, which costs OpenSSL an encode and a decode).
+absl::Status AddNameEntries(X509_NAME* name, const DistinguishedName& dn) {
   if (name == nullptr) return Internal("subject");
   for (const auto& [attr, value] : dn) {
-    if (X509_NAME_add_entry_by_txt(name.get(), attr.c_str(), MBSTRING_UTF8,
+    if (X509_NAME_add_entry_by_txt(name, attr.c_str(), MBSTRING_UTF8,
                                    reinterpret_cast<const unsigned char*>(value.data()),
                                    static_cast<int>(value.size()), -1, 0) != 1) {
       return OpenSslError(absl::StrCat("build certificate: subject attribute \"", attr, "\""));
     }
   }
-  return name;
+  return absl::OkStatus();
 }
 
 absl::Status SetTime(ASN1_TIME* field, TimePoint t) {
@@ -173,6 +174,23 @@ absl::Status CheckIssuer(const Certificate& issuer, const PrivateKey& issuer_key
   return absl::OkStatus();
 }
 
+// The subjectPublicKeyInfo. For a leaf (minted by the hundred in BatchNewX509SVID) the common EC
+// keys go in through a legacy copy that X509_set_pubkey writes without OpenSSL 3.0's encoder and
+// decoder round trip, the bulk of a leaf's cost otherwise; the bytes are the same (see
+// internal::LegacyEcPublicKey). CA certificates, rare, take OpenSSL's general path with the key
+// they were given. Returns whether the legacy copy went in.
+absl::StatusOr<bool> SetPublicKey(X509* x509, EVP_PKEY* key, bool fast) {
+  if (fast) {
+    ERR_set_mark();
+    EvpPkeyPtr legacy = internal::LegacyEcPublicKey(key);
+    const bool done = legacy != nullptr && X509_set_pubkey(x509, legacy.get()) == 1;
+    ERR_pop_to_mark();
+    if (done) return true;
+  }
+  if (X509_set_pubkey(x509, key) != 1) return Internal("public key");
+  return false;
+}
+
 absl::StatusOr<Certificate> Build(const Profile& p, const Certificate* issuer,
                                   const PrivateKey& signer) {
   if (p.public_key == nullptr) return absl::InvalidArgumentError("template has no public key");
@@ -184,13 +202,13 @@ absl::StatusOr<Certificate> Build(const Profile& p, const Certificate* issuer,
     return Internal("allocate");
   }
   RETURN_IF_ERROR(SetRandomSerial(x509.get()));
-  ASSIGN_OR_RETURN(X509NamePtr subject, BuildName(p.subject));
-  if (X509_set_subject_name(x509.get(), subject.get()) != 1) return Internal("subject");
-  X509_NAME* issuer_name = issuer == nullptr ? subject.get() : X509_get_subject_name(issuer->get());
+  X509_NAME* subject = X509_get_subject_name(x509.get());
+  RETURN_IF_ERROR(AddNameEntries(subject, p.subject));
+  X509_NAME* issuer_name = issuer == nullptr ? subject : X509_get_subject_name(issuer->get());
   if (X509_set_issuer_name(x509.get(), issuer_name) != 1) return Internal("issuer");
   RETURN_IF_ERROR(SetTime(X509_getm_notBefore(x509.get()), p.not_before));
   RETURN_IF_ERROR(SetTime(X509_getm_notAfter(x509.get()), p.not_after));
-  if (X509_set_pubkey(x509.get(), p.public_key) != 1) return Internal("public key");
+  ASSIGN_OR_RETURN(const bool legacy_key, SetPublicKey(x509.get(), p.public_key, /*fast=*/!p.ca));
 
   if (p.ca) {
     RETURN_IF_ERROR(AddBasicConstraints(x509.get(), true, p.max_path_len));
@@ -201,14 +219,27 @@ absl::StatusOr<Certificate> Build(const Profile& p, const Certificate* issuer,
     RETURN_IF_ERROR(AddServerAndClientAuth(x509.get()));
   }
   ASSIGN_OR_RETURN(GeneralNamesPtr sans, internal::BuildSans({p.uri}, p.dns_names));
-  bool empty_subject = X509_NAME_entry_count(subject.get()) == 0;
+  bool empty_subject = X509_NAME_entry_count(subject) == 0;
   RETURN_IF_ERROR(AddExtension(x509.get(), NID_subject_alt_name, sans.get(), empty_subject));
   RETURN_IF_ERROR(AddKeyIdentifiers(x509.get(), issuer == nullptr ? nullptr : issuer->get()));
 
   if (X509_sign(x509.get(), signer.get(), internal::SignatureMd(signer.get())) <= 0) {
     return Internal("sign");
   }
-  // Round-trip through DER so that the result is exactly what a peer will parse.
+  if (!p.ca) {
+    // A leaf is handed out as built, without the DER round trip below: re-parsing costs OpenSSL
+    // 3.0 a public key decode, about as much as the rest of the leaf. What Certificate::FromDer
+    // would enforce holds by construction: the encoding is i2d's, canonical DER of what was
+    // signed (and parses back to the same bytes, as the tests check for every profile); each
+    // extension was encoded here from a typed value, once; and the public key was set above.
+    if (X509_get0_pubkey(x509.get()) == nullptr) return Internal("public key");
+    if (legacy_key) {
+      return internal::CertificateAccess::WithLegacyKeyOf(x509.get(),
+                                                          PublicKey::FromEvp(p.public_key));
+    }
+    return Certificate::FromX509(x509.get());
+  }
+  // A CA certificate round-trips through DER so that it is exactly what a peer will parse.
   unsigned char* der = nullptr;
   int len = i2d_X509(x509.get(), &der);
   if (len <= 0) return Internal("encode");

@@ -1,10 +1,13 @@
 #include "spiffe/x509_svid.h"
 
+#include <openssl/core_names.h>
 #include <openssl/x509v3.h>
 
 #include <chrono>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -266,6 +269,113 @@ TEST(X509SvidTest, LongDnsNameStaysOutOfCn) {
       Leaf leaf, testing::MakeLeaf(root, Id("spiffe://example.org/a"), TestNow(), {long_name}));
   EXPECT_EQ(leaf.cert.SubjectString(), "O=SPIRE,C=US");
   EXPECT_THAT(leaf.cert.DnsSans(), ElementsAre(long_name));
+}
+
+// The subjectPublicKeyInfo of `cert`, as encoded in it.
+std::string Spki(const Certificate& cert) {
+  unsigned char* out = nullptr;
+  int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert.get()), &out);
+  if (len <= 0) return "";
+  std::string der(reinterpret_cast<char*>(out), static_cast<size_t>(len));
+  OPENSSL_free(out);
+  return der;
+}
+
+// A leaf is handed out as built, without a DER round trip (see Build): it must be exactly what a
+// peer parses from its DER, and carry the subjectPublicKeyInfo OpenSSL writes for the template's
+// key, whether the key takes the EC shortcut or OpenSSL's general path.
+TEST(X509SvidTest, LeafIsWhatItsDerParsesTo) {
+  ASSERT_OK_AND_ASSIGN(Ca root, testing::MakeRootCa(Td("example.org"), TestNow()));
+  std::vector<PublicKey> keys;
+  for (KeyType type : {KeyType::kEcP256, KeyType::kEcP384, KeyType::kRsa2048}) {
+    ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(type));
+    keys.push_back(key.public_key());
+  }
+  // A P-256 key that keeps its point compressed (the general path, which keeps it so).
+  ASSERT_OK_AND_ASSIGN(PrivateKey compressed, PrivateKey::Generate(KeyType::kEcP256));
+  ASSERT_EQ(EVP_PKEY_set_utf8_string_param(
+                compressed.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"),
+            1);
+  ASSERT_OK_AND_ASSIGN(std::string compressed_spki, compressed.public_key().ToDer());
+  ASSERT_OK_AND_ASSIGN(PublicKey compressed_key, PublicKey::FromDer(compressed_spki));
+  keys.push_back(compressed_key);
+  const std::vector<DistinguishedName> subjects = {
+      DefaultLeafSubject(), {}, {{"O", "\u00dcn\u00efcode"}, {"OU", "a,b"}, {"CN", "x"}}};
+  for (const PublicKey& key : keys) {
+    ASSERT_OK_AND_ASSIGN(std::string key_spki, key.ToDer());
+    for (const DistinguishedName& subject : subjects) {
+      LeafTemplate tmpl{.public_key = key,
+                        .spiffe_id = Id("spiffe://example.org/ns/web"),
+                        .dns_names = {"web.example.org", "*.web.example.org"},
+                        .subject = subject,
+                        .not_before = TestNow() - kBackdate,
+                        .not_after = TestNow() + hours(1)};
+      ASSERT_OK_AND_ASSIGN(Certificate leaf, SignLeaf(tmpl, root.cert, root.key));
+      const std::string der = leaf.ToDer();
+      ASSERT_OK_AND_ASSIGN(Certificate parsed, Certificate::FromDer(der));
+      EXPECT_EQ(parsed.ToDer(), der);
+      EXPECT_EQ(leaf.ToDer(), der);
+      EXPECT_EQ(X509_get_extension_flags(leaf.get()) & EXFLAG_INVALID, 0u);
+      EXPECT_EQ(X509_verify(leaf.get(), root.cert.public_key().get()), 1);
+      EXPECT_EQ(Spki(leaf), key_spki);
+      EXPECT_EQ(Spki(parsed), key_spki);
+      EXPECT_TRUE(leaf.public_key().Equals(key));
+      EXPECT_EQ(leaf.public_key().type(), key.type());
+      EXPECT_EQ(*leaf.public_key().ToDer(), key_spki);
+      if (key.IsEc()) {  // a full provider key, e.g. for a JWK (x509_internal.h)
+        BIGNUM* x = nullptr;
+        EXPECT_EQ(EVP_PKEY_get_bn_param(leaf.public_key().get(), OSSL_PKEY_PARAM_EC_PUB_X, &x), 1);
+        BN_free(x);
+      }
+      EXPECT_EQ(leaf.SubjectString(), parsed.SubjectString());
+      EXPECT_EQ(leaf.SubjectKeyId(), parsed.SubjectKeyId());
+      EXPECT_EQ(leaf.AuthorityKeyId(), root.cert.SubjectKeyId());
+      EXPECT_EQ(leaf.NotAfter(), parsed.NotAfter());
+      EXPECT_FALSE(leaf.IsCa());
+    }
+  }
+  EXPECT_EQ(compressed_spki.size(), 59u) << "the compressed key was not kept compressed";
+}
+
+// Leaves minted from one issuer on several threads at once, as BatchNewX509SVID does.
+TEST(X509SvidTest, ConcurrentLeavesFromOneIssuer) {
+  ASSERT_OK_AND_ASSIGN(Ca root, testing::MakeRootCa(Td("example.org"), TestNow()));
+  constexpr int kThreads = 4;
+  constexpr int kLeaves = 10;
+  struct Minted {
+    PublicKey key;
+    absl::StatusOr<Certificate> cert;
+  };
+  std::vector<std::vector<Minted>> minted(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&root, &minted, t] {
+      for (int i = 0; i < kLeaves; ++i) {
+        absl::StatusOr<PrivateKey> key =
+            PrivateKey::Generate(i % 3 == 2 ? KeyType::kEcP384 : KeyType::kEcP256);
+        if (!key.ok()) return;
+        LeafTemplate tmpl{.public_key = key->public_key(),
+                          .spiffe_id = Id("spiffe://example.org/w" + std::to_string(t)),
+                          .not_before = TestNow() - kBackdate,
+                          .not_after = TestNow() + hours(1)};
+        minted[t].push_back({key->public_key(), SignLeaf(tmpl, root.cert, root.key)});
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  std::set<std::string> serials;
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(minted[t].size(), static_cast<size_t>(kLeaves));
+    for (const Minted& m : minted[t]) {
+      ASSERT_TRUE(m.cert.ok()) << m.cert.status();
+      EXPECT_EQ(X509_verify(m.cert->get(), root.cert.public_key().get()), 1);
+      EXPECT_TRUE(m.cert->public_key().Equals(m.key));
+      EXPECT_EQ(Spki(*m.cert), *m.key.ToDer());
+      EXPECT_THAT(m.cert->UriSans(), ElementsAre("spiffe://example.org/w" + std::to_string(t)));
+      serials.insert(m.cert->SerialHex());
+    }
+  }
+  EXPECT_EQ(serials.size(), static_cast<size_t>(kThreads * kLeaves));
 }
 
 // The issue asks for every kind of certificate to be accepted by the `openssl` tool itself.

@@ -1,6 +1,8 @@
 // Micro-benchmarks of X.509 work: minting an X509-SVID the way the server does (the CA manager's
-// SignX509Svid over spiffe::SignLeaf, with and without reading the CSR first) and encoding a
-// bundle's X.509 authorities (on every Workload API and SDS message that carries a bundle).
+// SignX509Svid over spiffe::SignLeaf, with and without reading the CSR first), reading one back
+// the way an agent does (Certificate::FromDer, for every SVID of a BatchNewX509SVID answer) and
+// encoding a bundle's X.509 authorities (on every Workload API and SDS message that carries a
+// bundle).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -164,6 +166,33 @@ void BM_CaSignX509Svid_FromCsr(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_CaSignX509Svid_FromCsr);
+
+// What the agent does with each SVID of a BatchNewX509SVID answer: parse the DER certificate.
+void BM_CertificateFromDer_Svid(benchmark::State& state) {
+  absl::StatusOr<Pki> pki = MakePki();
+  if (Failed(state, pki.status(), "pki")) return;
+  auto now = system_clock::now();
+  spiffe::LeafTemplate tmpl{.public_key = pki->workload_key.public_key(),
+                            .spiffe_id = pki->workload_id,
+                            .not_before = now - spiffe::kBackdate,
+                            .not_after = now + spiffe::kDefaultLeafTtl};
+  absl::StatusOr<spiffe::Certificate> leaf = spiffe::SignLeaf(tmpl, pki->ca_cert, pki->ca_key);
+  if (Failed(state, leaf.status(), "sign leaf")) return;
+  const std::string der = leaf->ToDer();
+  absl::StatusOr<spiffe::Certificate> once = spiffe::Certificate::FromDer(der);
+  if (Failed(state, once.status(), "parse")) return;
+  if (Failed(state, CheckSvid({*once}, {pki->ca_cert}, pki->workload_id, tmpl.public_key),
+             "check parsed leaf")) {
+    return;
+  }
+  for (auto _ : state) {
+    absl::StatusOr<spiffe::Certificate> cert = spiffe::Certificate::FromDer(der);
+    if (Failed(state, cert.status(), "parse")) break;
+    benchmark::DoNotOptimize(cert);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CertificateFromDer_Svid);
 
 // A bundle as during a CA rotation: previous, current and next authority.
 absl::StatusOr<spiffe::Bundle> ThreeCaBundle() {

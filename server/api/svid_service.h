@@ -10,8 +10,12 @@
 // self-signature proves possession of the private key. NewDownstreamX509CA (nested SPIRE) is not
 // served and answers UNIMPLEMENTED.
 //
-// Thread-safe: holds no state of its own; the ServiceDeps collaborators are safe for concurrent
-// use and outlive the service.
+// A BatchNewX509SVID of 9 or more items is minted on helper threads as well as the calling one,
+// within a process-wide budget of (cores - 1) helpers shared by all calls; results keep their
+// request order and per-item statuses.
+//
+// Thread-safe: its only state is that atomic budget; the ServiceDeps collaborators are safe for
+// concurrent use and outlive the service.
 #pragma once
 
 #include <cstddef>

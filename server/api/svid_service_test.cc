@@ -316,6 +316,49 @@ TEST_F(SvidServiceTest, ABatchOfManyEntriesIsSignedInOrder) {
   }
 }
 
+// A batch large enough to be minted on several threads: every item gets its own answer in its
+// own slot, the SVIDs carry their own CSR's key, failures stay where they were asked.
+TEST_F(SvidServiceTest, ALargeBatchKeepsEveryItemInItsPlace) {
+  constexpr int kItems = 48;
+  std::string theirs = AddEntry("spiffe://example.org/theirs", kOtherAgent);
+  std::vector<Item> items;
+  std::vector<spiffe::PublicKey> keys;
+  for (int i = 0; i < kItems; ++i) {
+    ASSERT_OK_AND_ASSIGN(spiffe::PrivateKey key,
+                         spiffe::PrivateKey::Generate(spiffe::KeyType::kEcP256));
+    ASSERT_OK_AND_ASSIGN(std::string csr,
+                         spiffe::CreateCsr(key, Id("spiffe://example.org/ignored")));
+    keys.push_back(key.public_key());
+    std::string entry = AddEntry("spiffe://example.org/p/" + std::to_string(i), kAgent);
+    if (i % 4 == 1) csr = BreakSignature(csr);
+    if (i % 4 == 3) entry = theirs;
+    items.push_back({entry, csr});
+  }
+  svidv1::BatchNewX509SVIDResponse out;
+  grpc::Status s = Batch(items, &out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(out.results_size(), kItems);
+  for (int i = 0; i < kItems; ++i) {
+    SCOPED_TRACE(i);
+    const auto& result = out.results(i);
+    if (i % 4 == 1) {
+      ExpectStatus(result, grpc::StatusCode::INVALID_ARGUMENT, "invalid CSR signature: ");
+    } else if (i % 4 == 3) {
+      ExpectStatus(result, grpc::StatusCode::NOT_FOUND, "entry not found or not authorized");
+    } else {
+      ASSERT_EQ(result.status().code(), 0) << result.status().message();
+      EXPECT_EQ(result.svid().id().path(), "/p/" + std::to_string(i));
+      std::vector<spiffe::Certificate> chain = Chain(result.svid());
+      ASSERT_EQ(chain.size(), 1u);
+      EXPECT_TRUE(chain[0].public_key().Equals(keys[static_cast<size_t>(i)]));
+      EXPECT_THAT(chain[0].UriSans(), ElementsAre("spiffe://example.org/p/" + std::to_string(i)));
+      ASSERT_OK_AND_ASSIGN(spiffe::VerifiedX509Svid verified,
+                           spiffe::VerifyX509Svid(chain, Authorities(), clock_.Now()));
+      EXPECT_EQ(verified.id.str(), "spiffe://example.org/p/" + std::to_string(i));
+    }
+  }
+}
+
 TEST_F(SvidServiceTest, OnlyAttestedAgentsOverMtlsMayCallTheAgentRpcs) {
   std::string mine = AddEntry("spiffe://example.org/mine", kAgent);
   std::vector<std::pair<std::string, std::shared_ptr<grpc::Channel>>> strangers = {
