@@ -64,15 +64,20 @@ absl::Status CheckSvid(const std::vector<spiffe::Certificate>& chain,
   return absl::OkStatus();
 }
 
+// The workload's leaf as the CA mints it: its key, its ID, the default lifetime from now.
+spiffe::LeafTemplate WorkloadLeaf(const Pki& pki) {
+  const auto now = system_clock::now();
+  return {.public_key = pki.workload_key.public_key(),
+          .spiffe_id = pki.workload_id,
+          .not_before = now - spiffe::kBackdate,
+          .not_after = now + spiffe::kDefaultLeafTtl};
+}
+
 // The X509-SVID profile alone (spiffe::SignLeaf): build the TBSCertificate, sign it.
 void BM_SignLeaf(benchmark::State& state) {
   absl::StatusOr<Pki> pki = MakePki();
   if (Failed(state, pki.status(), "pki")) return;
-  auto now = system_clock::now();
-  spiffe::LeafTemplate tmpl{.public_key = pki->workload_key.public_key(),
-                            .spiffe_id = pki->workload_id,
-                            .not_before = now - spiffe::kBackdate,
-                            .not_after = now + spiffe::kDefaultLeafTtl};
+  const spiffe::LeafTemplate tmpl = WorkloadLeaf(*pki);
   absl::StatusOr<spiffe::Certificate> once = spiffe::SignLeaf(tmpl, pki->ca_cert, pki->ca_key);
   if (Failed(state, once.status(), "sign leaf")) return;
   if (Failed(state, CheckSvid({*once}, {pki->ca_cert}, pki->workload_id, tmpl.public_key),
@@ -171,11 +176,7 @@ BENCHMARK(BM_CaSignX509Svid_FromCsr);
 void BM_CertificateFromDer_Svid(benchmark::State& state) {
   absl::StatusOr<Pki> pki = MakePki();
   if (Failed(state, pki.status(), "pki")) return;
-  auto now = system_clock::now();
-  spiffe::LeafTemplate tmpl{.public_key = pki->workload_key.public_key(),
-                            .spiffe_id = pki->workload_id,
-                            .not_before = now - spiffe::kBackdate,
-                            .not_after = now + spiffe::kDefaultLeafTtl};
+  const spiffe::LeafTemplate tmpl = WorkloadLeaf(*pki);
   absl::StatusOr<spiffe::Certificate> leaf = spiffe::SignLeaf(tmpl, pki->ca_cert, pki->ca_key);
   if (Failed(state, leaf.status(), "sign leaf")) return;
   const std::string der = leaf->ToDer();
