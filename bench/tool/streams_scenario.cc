@@ -213,6 +213,7 @@ absl::StatusOr<ScenarioOutput> StreamsScenario::Run(const CommonOptions& common)
   if (streams < 1 || per_connection_ < 0) {
     return absl::InvalidArgumentError("--streams: at least 1; --streams-per-connection: >= 0");
   }
+  if (!(idle_seconds >= 0)) return absl::InvalidArgumentError("--idle-seconds: 0 or more");
   int per_connection = per_connection_;
   if (per_connection == 0) {  // auto: as few per connection as the open-file limit allows
     ASSIGN_OR_RETURN(const size_t fit, RaiseFileLimit(streams));

@@ -197,6 +197,7 @@ class WorkloadScenario final : public Scenario {
     for (int c : clients) {
       if (c < 1) return absl::InvalidArgumentError("--clients: positive counts");
     }
+    if (!(seconds > 0)) return absl::InvalidArgumentError("--seconds: more than 0");
     ScenarioOutput out;
     out.parameters = {{"server_bin", binaries_.server},
                       {"agent_bin", binaries_.agent},
