@@ -1,6 +1,5 @@
 #include "spiffe/bundle_json.h"
 
-#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -10,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "spiffe/base64.h"
 #include "spiffe/jwk.h"
+#include "spiffe/x509_test_util.h"
 
 namespace tessera::spiffe {
 namespace {
@@ -20,8 +20,6 @@ using Json = nlohmann::json;
 
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 TrustDomain Td(std::string_view s) { return *TrustDomain::Parse(s); }
-std::string TempPath(const std::string& name) { return testing::TempDir() + "/" + name; }
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -29,27 +27,8 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-std::string RunCommand(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  EXPECT_EQ(pclose(pipe), 0) << command << "\n" << out;
-  return out;
-}
-
-// A self-signed CA certificate made by the openssl CLI, independent of our own X.509 code.
 Certificate MakeCa(const std::string& cn, const std::string& newkey) {
-  std::string path = TempPath(cn + ".pem");
-  RunCommand("openssl req -x509 -newkey " + newkey + " -nodes -keyout /dev/null -out " + path +
-             " -subj /O=SPIFFE/CN=" + cn +
-             " -days 1 -addext basicConstraints=critical,CA:TRUE"
-             " -addext keyUsage=critical,keyCertSign,cRLSign 2>&1");
-  auto cert = Certificate::FromPem(ReadFile(path));
-  EXPECT_TRUE(cert.ok()) << cert.status();
-  return *cert;
+  return testing::OpensslSelfSignedCa(cn, newkey);
 }
 
 struct Fixtures {
@@ -146,10 +125,11 @@ TEST(SpiffeBundleJsonTest, X5cIsStandardBase64DerReadableByOpenSsl) {
   std::string pem = "-----BEGIN CERTIFICATE-----\n";
   for (size_t i = 0; i < b64.size(); i += 64) pem += b64.substr(i, 64) + "\n";
   pem += "-----END CERTIFICATE-----\n";
-  std::string path = TempPath("x5c.pem");
-  std::ofstream(path) << pem;
-  EXPECT_THAT(RunCommand("openssl x509 -in " + path + " -noout -subject 2>&1"),
-              HasSubstr("CN = json-rsa-ca"));
+  std::string path = testing::ProcessScratch().Write("x5c.pem", pem);
+  testing::CommandResult subject =
+      testing::RunCommand("openssl x509 -in " + path + " -noout -subject");
+  EXPECT_EQ(subject.exit_code, 0) << subject.output;
+  EXPECT_THAT(subject.output, HasSubstr("CN = json-rsa-ca"));
 }
 
 TEST(SpiffeBundleJsonTest, ParsesSpecExampleShape) {

@@ -1,13 +1,10 @@
 #include "spiffe/bundle.h"
 
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "spiffe/x509_test_util.h"
 
 namespace tessera::spiffe {
 namespace {
@@ -20,39 +17,15 @@ using ::testing::Pointee;
 std::string Message(const absl::Status& s) { return std::string(s.message()); }
 TrustDomain Td(std::string_view s) { return *TrustDomain::Parse(s); }
 
-std::string TempPath(const std::string& name) { return testing::TempDir() + "/" + name; }
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Runs a shell command and returns its output; fails the test on a non-zero exit.
+std::string RunOk(const std::string& command) {
+  testing::CommandResult result = testing::RunCommand(command);
+  EXPECT_EQ(result.exit_code, 0) << command << "\n" << result.output;
+  return result.output;
 }
 
-// Runs a shell command and returns its standard output; fails the test on a non-zero exit.
-std::string RunCommand(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  EXPECT_EQ(pclose(pipe), 0) << command << "\n" << out;
-  return out;
-}
-
-// A self-signed CA certificate made by the openssl CLI, independent of our own X.509 code.
-Certificate MakeCa(const std::string& cn, const std::string& newkey =
-                                              "ec -pkeyopt "
-                                              "ec_paramgen_curve:P-256") {
-  std::string path = TempPath(cn + ".pem");
-  RunCommand("openssl req -x509 -newkey " + newkey + " -nodes -keyout /dev/null -out " + path +
-             " -subj /O=SPIFFE/CN=" + cn +
-             " -days 1 -addext basicConstraints=critical,CA:TRUE"
-             " -addext keyUsage=critical,keyCertSign,cRLSign 2>&1");
-  auto cert = Certificate::FromPem(ReadFile(path));
-  EXPECT_TRUE(cert.ok()) << cert.status();
-  return *cert;
+Certificate MakeCa(const std::string& cn) {
+  return testing::OpensslSelfSignedCa(cn, "ec -pkeyopt ec_paramgen_curve:P-256");
 }
 
 struct Fixtures {
@@ -191,9 +164,8 @@ TEST(BundleTest, PemRoundTripReadableByOpenSsl) {
   b.AddX509Authority(F().ca1);
   b.AddX509Authority(F().ca2);
   std::string pem = X509AuthoritiesToPem(b);
-  std::string path = TempPath("bundle.pem");
-  std::ofstream(path) << pem;
-  std::string listing = RunCommand("openssl storeutl -noout -text -certs " + path + " 2>&1");
+  std::string path = testing::ProcessScratch().Write("bundle.pem", pem);
+  std::string listing = RunOk("openssl storeutl -noout -text -certs " + path);
   EXPECT_THAT(listing, HasSubstr("Subject: O=SPIFFE, CN=bundle-ca1"));
   EXPECT_THAT(listing, HasSubstr("Subject: O=SPIFFE, CN=bundle-ca2"));
   EXPECT_THAT(listing, HasSubstr("Total found: 2"));

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "spiffe/base64.h"
+#include "spiffe/x509_test_util.h"
 
 namespace tessera::spiffe {
 namespace {
@@ -43,9 +44,7 @@ std::string RunCommand(const std::string& command) {
 }
 
 std::string WriteTemp(const std::string& name, const std::string& content) {
-  std::string path = testing::TempDir() + "/" + name;
-  std::ofstream(path, std::ios::binary) << content;
-  return path;
+  return testing::ProcessScratch().Write(name, content);
 }
 
 TEST(JwkTest, EcRoundTrip) {

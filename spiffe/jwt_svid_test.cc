@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "spiffe/base64.h"
 #include "spiffe/openssl.h"
+#include "spiffe/x509_test_util.h"
 
 namespace tessera::spiffe {
 namespace {
@@ -614,9 +615,7 @@ TEST(JwtSvidInteropTest, ValidatesTokensFromIndependentSigner) {
 int Shell(const std::string& command) { return std::system(command.c_str()); }
 
 std::string WriteTemp(const std::string& name, const std::string& content) {
-  std::string path = testing::TempDir() + "/" + name;
-  std::ofstream(path, std::ios::binary) << content;
-  return path;
+  return testing::ProcessScratch().Write(name, content);
 }
 
 TEST_F(JwtSvidTest, SignaturesVerifyWithOpenSslCli) {

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -174,6 +175,13 @@ class TempDir {
   std::string path_;
 };
 
+// This process's own scratch directory, removed at exit. CTest runs test processes in parallel,
+// so files with fixed names directly under /tmp would be written by two tests at once.
+inline const TempDir& ProcessScratch() {
+  static const TempDir dir;
+  return dir;
+}
+
 struct CommandResult {
   int exit_code = -1;  // -1: did not run or did not exit normally
   std::string output;  // stdout and stderr together
@@ -190,6 +198,23 @@ inline CommandResult RunCommand(const std::string& command) {
   int status = pclose(pipe);
   if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   return result;
+}
+
+// A self-signed CA certificate made by the openssl CLI, independent of our own X.509 code.
+// `newkey` is openssl req's -newkey argument.
+inline Certificate OpensslSelfSignedCa(const std::string& cn, const std::string& newkey) {
+  std::string path = ProcessScratch().path() + "/" + cn + ".pem";
+  CommandResult made =
+      RunCommand("openssl req -x509 -newkey " + newkey + " -nodes -keyout /dev/null -out " + path +
+                 " -subj /O=SPIFFE/CN=" + cn +
+                 " -days 1 -addext basicConstraints=critical,CA:TRUE"
+                 " -addext keyUsage=critical,keyCertSign,cRLSign");
+  EXPECT_EQ(made.exit_code, 0) << made.output;
+  std::ifstream in(path, std::ios::binary);
+  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  absl::StatusOr<Certificate> cert = Certificate::FromPem(pem);
+  EXPECT_TRUE(cert.ok()) << cert.status();
+  return std::move(cert).value();
 }
 
 // Seconds since the epoch, for `openssl verify -attime`.
