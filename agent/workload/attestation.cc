@@ -183,8 +183,12 @@ std::stop_source CallerAttestation::AttestCaller(std::shared_ptr<const Connected
       return std::stop_source(std::nostopstate);
     }
     if (!call->attestors.empty()) {
+      // The timer thread sleeps until the earliest deadline; it needs waking only when this one
+      // is now the earliest. With one timeout for every call that is rare, and each needless
+      // wake-up costs a thread switch per Workload API call.
+      bool earliest = timers_.empty() || call->deadline.deadline() < timers_.top().first;
       timers_.emplace(call->deadline.deadline(), call);
-      timer_cv_.notify_one();
+      if (earliest) timer_cv_.notify_one();
     }
   }
   if (call->attestors.empty()) {
@@ -217,6 +221,10 @@ std::stop_source CallerAttestation::AttestCaller(std::shared_ptr<const Connected
 void CallerAttestation::TimerLoop(std::stop_token stop) {
   std::unique_lock lock(timer_mu_);
   while (!stop.stop_requested()) {
+    // Calls that have ended are dropped without waiting for their deadlines, so the thread sleeps
+    // until the earliest call that may still need it and wakes about once per timeout, not once
+    // per call.
+    while (!timers_.empty() && timers_.top().second.expired()) timers_.pop();
     if (timers_.empty()) {
       timer_cv_.wait(lock, stop, [this] { return !timers_.empty(); });
       continue;

@@ -37,7 +37,20 @@ std::vector<std::string> Ids(const spiffe::X509Context& context) {
   return ids;
 }
 
-class EndpointTest : public EndpointFixture {};
+class EndpointTest : public EndpointFixture {
+ protected:
+  // With a 300 ms attestation timeout and an attestor that answers too late: the call is
+  // answered at the deadline, with only the identity of the calling uid.
+  void ExpectAnsweredAtTheDeadlineWithUidOnly() {
+    auto start = std::chrono::steady_clock::now();
+    auto context = Client()->FetchX509Context();
+    auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(context.ok()) << context.status();
+    EXPECT_THAT(Ids(*context), ElementsAre("spiffe://example.org/uid"));
+    EXPECT_GE(took, std::chrono::milliseconds(250));
+    EXPECT_LT(took, std::chrono::milliseconds(1200));
+  }
+};
 
 TEST_F(EndpointTest, SocketIsOpenToEveryUidAndRemovedOnShutdown) {
   StartEndpoint();
@@ -198,14 +211,32 @@ TEST_F(EndpointTest, SlowAttestorDoesNotFailTheCall) {
   Publish({{.id = "uid", .spiffe_id = "spiffe://example.org/uid", .selectors = {Uid(::geteuid())}},
            {.id = "slow", .spiffe_id = "spiffe://example.org/slow", .selectors = {"slow:x"}}});
 
-  auto start = std::chrono::steady_clock::now();
-  auto context = Client()->FetchX509Context();
-  auto took = std::chrono::steady_clock::now() - start;
-  ASSERT_TRUE(context.ok()) << context.status();
   // The deadline answered with what the unix attestor found; the late answer is ignored.
-  EXPECT_THAT(Ids(*context), ElementsAre("spiffe://example.org/uid"));
-  EXPECT_GE(took, std::chrono::milliseconds(250));
-  EXPECT_LT(took, std::chrono::milliseconds(1200));
+  ExpectAnsweredAtTheDeadlineWithUidOnly();
+}
+
+TEST_F(EndpointTest, DeadlineStillFiresAfterManyCallsEndedBeforeTheirs) {
+  // Calls that ended are dropped from the deadline timer without waking it for each; the timer
+  // must still wake for the first call that needs it.
+  auto sometimes_slow = std::make_shared<FakeAttestor>("slow", std::vector<std::string>{"slow:x"});
+  WorkloadEndpointOptions options = Options();
+  options.attestors.push_back(sometimes_slow);
+  options.attestation_timeout = std::chrono::milliseconds(300);
+  StartEndpoint(std::move(options));
+  Publish({{.id = "uid", .spiffe_id = "spiffe://example.org/uid", .selectors = {Uid(::geteuid())}},
+           {.id = "slow",
+            .spiffe_id = "spiffe://example.org/slow",
+            .selectors = {Uid(::geteuid()), "slow:x"}}});
+  for (int i = 0; i < 20; ++i) {
+    auto context = Client()->FetchX509Context();
+    ASSERT_TRUE(context.ok()) << context.status();
+    EXPECT_THAT(Ids(*context),
+                ElementsAre("spiffe://example.org/slow", "spiffe://example.org/uid"));
+  }
+
+  sometimes_slow->set_delay(std::chrono::milliseconds(1500));
+  ExpectAnsweredAtTheDeadlineWithUidOnly();  // right after the quick calls
+  ExpectAnsweredAtTheDeadlineWithUidOnly();  // and on its own
 }
 
 TEST_F(EndpointTest, CallersWithDifferentUidsGetDifferentIdentities) {

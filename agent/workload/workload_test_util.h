@@ -227,7 +227,7 @@ class FakeAttestor final : public attestors::WorkloadAttestor {
  public:
   FakeAttestor(std::string name, absl::StatusOr<std::vector<std::string>> selectors,
                std::chrono::milliseconds delay = std::chrono::milliseconds(0))
-      : name_(std::move(name)), selectors_(std::move(selectors)), delay_(delay) {}
+      : name_(std::move(name)), selectors_(std::move(selectors)), delay_ms_(delay.count()) {}
 
   std::string_view name() const override { return name_; }
   absl::StatusOr<spiffe::SelectorSet> Attest(
@@ -235,18 +235,22 @@ class FakeAttestor final : public attestors::WorkloadAttestor {
       const attestors::AttestationDeadline& /*deadline*/) override {
     last_pid_ = process.pid;
     ++calls_;
-    if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
+    if (auto delay = std::chrono::milliseconds(delay_ms_.load()); delay.count() > 0) {
+      std::this_thread::sleep_for(delay);
+    }
     if (!selectors_.ok()) return selectors_.status();
     return spiffe::SelectorSet::Parse(*selectors_);
   }
 
   int calls() const { return calls_; }
   pid_t last_pid() const { return last_pid_; }
+  // Applies to the calls that start afterwards.
+  void set_delay(std::chrono::milliseconds delay) { delay_ms_ = delay.count(); }
 
  private:
   const std::string name_;
   const absl::StatusOr<std::vector<std::string>> selectors_;
-  const std::chrono::milliseconds delay_;
+  std::atomic<int64_t> delay_ms_;
   std::atomic<int> calls_{0};
   std::atomic<pid_t> last_pid_{0};
 };

@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -152,6 +153,10 @@ grpc::Status EntryService::BatchCreateEntry(grpc::ServerContext* context,
   }
   const types::EntryMask* output_mask =
       MaskOrNull(request->has_output_mask(), request->output_mask());
+  // Every valid entry is stored in one transaction (one disk sync per batch); results keep the
+  // request's order.
+  std::vector<Entry> valid;
+  std::vector<int> valid_index;
   for (const types::Entry& in : request->entries()) {
     auto* result = response->add_results();
     absl::StatusOr<Entry> entry = EntryFromProto(in, deps_.trust_domain);
@@ -162,17 +167,23 @@ grpc::Status EntryService::BatchCreateEntry(grpc::ServerContext* context,
     // The store owns these: a client cannot backdate or pre-version an entry.
     entry->revision_number = 0;
     entry->created_at = 0;
-    absl::StatusOr<CreateEntryResult> created = deps_.datastore->CreateOrReturnEntry(*entry);
-    if (!created.ok()) {
-      SetStatus(Wrap("failed to create entry", created.status()), result->mutable_status());
+    valid.push_back(*std::move(entry));
+    valid_index.push_back(response->results_size() - 1);
+  }
+  std::vector<absl::StatusOr<CreateEntryResult>> created =
+      deps_.datastore->CreateOrReturnEntries(valid);
+  for (size_t i = 0; i < created.size(); ++i) {
+    auto* result = response->mutable_results(valid_index[i]);
+    if (!created[i].ok()) {
+      SetStatus(Wrap("failed to create entry", created[i].status()), result->mutable_status());
       continue;
     }
-    *result->mutable_entry() = EntryToProto(created->entry, output_mask);
-    if (!created->created) {
+    *result->mutable_entry() = EntryToProto(created[i]->entry, output_mask);
+    if (!created[i]->created) {
       SetStatus(absl::AlreadyExistsError("similar entry already exists"), result->mutable_status());
       continue;
     }
-    Notify(deps_.index->Upsert(created->entry));
+    Notify(deps_.index->Upsert(created[i]->entry));
     SetStatus(absl::OkStatus(), result->mutable_status());
   }
   return grpc::Status::OK;

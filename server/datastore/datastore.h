@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -162,6 +163,13 @@ class DataStore {
   // store_svid. Every federates_with trust domain needs a stored bundle (Internal, see above).
   // An id already in use is AlreadyExists.
   virtual absl::StatusOr<CreateEntryResult> CreateOrReturnEntry(const Entry& entry) = 0;
+  // CreateOrReturnEntry for each of `entries`, in order, in one transaction: one disk sync for
+  // the batch instead of one per entry. Each entry succeeds or fails on its own, exactly as if
+  // created one after another (a later entry similar to an earlier one gets the earlier one back
+  // with created=false). When the batch cannot be committed nothing is written and every result
+  // that was not already an error is that error.
+  virtual std::vector<absl::StatusOr<CreateEntryResult>> CreateOrReturnEntries(
+      std::span<const Entry> entries) = 0;
   // CreateOrReturnEntry, with a similar entry reported as AlreadyExists
   // "similar entry already exists"; the status then carries the existing entry's id as the
   // payload kSimilarEntryIdPayload (use SimilarEntryId()). Prefer CreateOrReturnEntry where the

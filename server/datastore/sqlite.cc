@@ -239,4 +239,31 @@ absl::Status Transaction::Commit() {
   return absl::OkStatus();
 }
 
+// --- Savepoint ---
+
+absl::StatusOr<Savepoint> Savepoint::Begin(Database& db) {
+  if (!db.InTransaction()) {
+    return absl::FailedPreconditionError("sqlite: a savepoint needs an open transaction");
+  }
+  RETURN_IF_ERROR(db.Exec("SAVEPOINT tessera_item"));
+  return Savepoint(&db);
+}
+
+Savepoint::Savepoint(Savepoint&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+
+Savepoint::~Savepoint() {
+  // Rolling back to a savepoint keeps it open; releasing it afterwards ends it with nothing
+  // written. When an error already rolled back the whole transaction there is nothing to undo.
+  if (db_ != nullptr && db_->InTransaction()) {
+    (void)db_->Exec("ROLLBACK TO tessera_item; RELEASE tessera_item");
+  }
+}
+
+absl::Status Savepoint::Release() {
+  if (db_ == nullptr) return absl::FailedPreconditionError("sqlite: savepoint already ended");
+  RETURN_IF_ERROR(db_->Exec("RELEASE tessera_item"));  // on failure the destructor rolls back
+  db_ = nullptr;
+  return absl::OkStatus();
+}
+
 }  // namespace tessera::server::sqlite

@@ -126,4 +126,24 @@ class Transaction {
   Database* db_;  // null once committed, rolled back or moved from
 };
 
+// A savepoint inside the current transaction: rolled back to (undoing only what was written since)
+// on destruction unless Release() succeeded. Lets one transaction carry many independent changes,
+// each of which may fail on its own. Savepoints must be released or destroyed in reverse order.
+class Savepoint {
+ public:
+  static absl::StatusOr<Savepoint> Begin(Database& db);
+
+  Savepoint(Savepoint&& other) noexcept;
+  Savepoint& operator=(Savepoint&&) = delete;
+  Savepoint(const Savepoint&) = delete;
+  Savepoint& operator=(const Savepoint&) = delete;
+  ~Savepoint();
+
+  absl::Status Release();
+
+ private:
+  explicit Savepoint(Database* db) : db_(db) {}
+  Database* db_;  // null once released, rolled back or moved from
+};
+
 }  // namespace tessera::server::sqlite

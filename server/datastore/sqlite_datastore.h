@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,8 @@ class SqliteDataStore final : public DataStore {
   SqliteDataStore& operator=(const SqliteDataStore&) = delete;
 
   absl::StatusOr<CreateEntryResult> CreateOrReturnEntry(const Entry& entry) override;
+  std::vector<absl::StatusOr<CreateEntryResult>> CreateOrReturnEntries(
+      std::span<const Entry> entries) override;
   absl::StatusOr<std::optional<Entry>> FetchEntry(std::string_view id) override;
   absl::StatusOr<Entry> UpdateEntry(const Entry& entry, const EntryMask& mask) override;
   absl::StatusOr<Entry> DeleteEntry(std::string_view id) override;
@@ -84,6 +87,12 @@ class SqliteDataStore final : public DataStore {
 
  private:
   SqliteDataStore(sqlite::Database db, const Clock& clock) : clock_(clock), db_(std::move(db)) {}
+
+  // One entry of CreateOrReturnEntries, inside its open transaction, under a savepoint of its
+  // own so a failure undoes only this entry.
+  absl::StatusOr<CreateEntryResult> CreateOrReturnEntryInTransaction(const Entry& entry,
+                                                                     int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Set at construction, never changed.
   const Clock& clock_;

@@ -1,4 +1,5 @@
 // SqliteDataStore: registration entries.
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -276,18 +277,45 @@ using TxKind = sqlite::Transaction::Kind;
 }  // namespace
 
 absl::StatusOr<CreateEntryResult> SqliteDataStore::CreateOrReturnEntry(const Entry& entry) {
+  return std::move(CreateOrReturnEntries(std::span(&entry, 1)).front());
+}
+
+std::vector<absl::StatusOr<CreateEntryResult>> SqliteDataStore::CreateOrReturnEntries(
+    std::span<const Entry> entries) {
+  const int64_t now = sqlite_internal::UnixSeconds(clock_.Now());
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<sqlite::Transaction> tx = sqlite::Transaction::Begin(db_, TxKind::kWrite);
+  if (!tx.ok()) {
+    return std::vector<absl::StatusOr<CreateEntryResult>>(
+        entries.size(), Annotate(tx.status(), "datastore: create entry"));
+  }
+  std::vector<absl::StatusOr<CreateEntryResult>> results;
+  results.reserve(entries.size());
+  for (const Entry& entry : entries) {
+    results.push_back(CreateOrReturnEntryInTransaction(entry, now));
+  }
+  if (absl::Status committed = tx->Commit(); !committed.ok()) {
+    for (absl::StatusOr<CreateEntryResult>& result : results) {
+      if (result.ok()) result = Annotate(committed, "datastore: create entry");
+    }
+  }
+  return results;
+}
+
+absl::StatusOr<CreateEntryResult> SqliteDataStore::CreateOrReturnEntryInTransaction(
+    const Entry& entry, int64_t now) {
   constexpr std::string_view kContext = "datastore: create entry";
   RETURN_IF_ERROR(ValidateEntry(entry));
   Entry stored = entry;
   stored.federates_with = Dedupe(entry.federates_with);
   stored.revision_number = 0;
-  stored.created_at = sqlite_internal::UnixSeconds(clock_.Now());
+  stored.created_at = now;
   if (stored.id.empty()) {
     ASSIGN_OR_RETURN(stored.id, NewUuidV4());
   }
 
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(auto tx, sqlite::Transaction::Begin(db_, TxKind::kWrite), Annotate(_, kContext));
+  ASSIGN_OR_RETURN(sqlite::Savepoint savepoint, sqlite::Savepoint::Begin(db_),
+                   Annotate(_, kContext));
   ASSIGN_OR_RETURN(std::vector<Stored<Entry>> candidates,
                    sqlite_internal::LoadEntries(
                        db_, "SELECT seq FROM entries WHERE spiffe_id = ? AND parent_id = ?",
@@ -307,7 +335,7 @@ absl::StatusOr<CreateEntryResult> SqliteDataStore::CreateOrReturnEntry(const Ent
         absl::StrCat(AsAbsl(kContext), ": an entry with id \"", stored.id, "\" already exists"));
   }
   RETURN_IF_ERROR(Annotate(InsertEntry(db_, stored).status(), kContext));
-  RETURN_IF_ERROR(Annotate(tx.Commit(), kContext));
+  RETURN_IF_ERROR(Annotate(savepoint.Release(), kContext));
   return CreateEntryResult{.entry = std::move(stored), .created = true};
 }
 

@@ -87,6 +87,32 @@ TEST_F(SqliteTest, TransactionRollsBackUnlessCommitted) {
   EXPECT_EQ(n, 1);
 }
 
+TEST_F(SqliteTest, SavepointUndoesOnlyItsOwnWritesUnlessReleased) {
+  EXPECT_EQ(Savepoint::Begin(*db_).status().code(), absl::StatusCode::kFailedPrecondition);
+  {
+    ASSERT_OK_AND_ASSIGN(Transaction tx, Transaction::Begin(*db_, Transaction::Kind::kWrite));
+    ASSERT_TRUE(db_->Run("INSERT INTO t (k) VALUES ('before')").ok());
+    {
+      ASSERT_OK_AND_ASSIGN(Savepoint undone, Savepoint::Begin(*db_));
+      ASSERT_TRUE(db_->Run("INSERT INTO t (k) VALUES ('undone')").ok());
+    }
+    EXPECT_TRUE(db_->InTransaction());
+    {
+      ASSERT_OK_AND_ASSIGN(Savepoint kept, Savepoint::Begin(*db_));
+      ASSERT_TRUE(db_->Run("INSERT INTO t (k) VALUES ('kept')").ok());
+      Savepoint moved = std::move(kept);  // the moved-from guard does nothing
+      ASSERT_TRUE(moved.Release().ok());
+      EXPECT_EQ(moved.Release().code(), absl::StatusCode::kFailedPrecondition);
+    }
+    EXPECT_TRUE(db_->InTransaction());  // releasing a savepoint does not end the transaction
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  ASSERT_OK_AND_ASSIGN(int64_t n, db_->QueryInt("SELECT COUNT(*) FROM t WHERE k = 'undone'"));
+  EXPECT_EQ(n, 0);
+  ASSERT_OK_AND_ASSIGN(n, db_->QueryInt("SELECT COUNT(*) FROM t"));
+  EXPECT_EQ(n, 2);
+}
+
 TEST_F(SqliteTest, OpenFailsCleanlyForMissingDirectory) {
   absl::StatusOr<Database> db = Database::Open(dir_ / "no" / "such" / "dir.db");
   EXPECT_FALSE(db.ok());
