@@ -37,7 +37,9 @@ srv entry delete --entry-id "$GONE" >/dev/null
 DELETED_AT=$EPOCHREALTIME
 # The CLI prints the status the stream ended with, and keeps watching. "no identity issued" is the
 # agent's message for PermissionDenied (SPIRE's); the code itself shows in healthcheck below.
-wait_for "nobody's stream to end" 5 grep -q "no identity issued" "$E2E_DIR/nobody.err"
+# The agent polls only hourly here (lib.sh), so an end within seconds can only be the push; the
+# bound leaves room for a loaded CI machine (a run under load once took over a second).
+wait_for "nobody's stream to end" 10 grep -q "no identity issued" "$E2E_DIR/nobody.err"
 ENDED_AT=$(awk '/no identity issued/ {print $1; exit}' "$E2E_DIR/nobody.err")
 grep -q "^[0-9.]* failed to watch X509-SVIDs: no identity issued$" "$E2E_DIR/nobody.err" ||
   fail "unexpected error from nobody's watch: $(cat "$E2E_DIR/nobody.err")"
@@ -46,7 +48,7 @@ elapsed_ms=$(python3 -c 'import sys; print(int((float(sys.argv[2]) - float(sys.a
 cli_ms=$(python3 -c 'import sys; print(int((float(sys.argv[2]) - float(sys.argv[1])) * 1000))' \
   "$DELETE_STARTED_AT" "$DELETED_AT")
 echo "nobody's stream ended ${elapsed_ms} ms after the deletion (the CLI took ${cli_ms} ms)"
-((elapsed_ms < 1000)) || fail "the stream ended ${elapsed_ms} ms after the deletion (push expected)"
+((elapsed_ms < 5000)) || fail "the stream ended ${elapsed_ms} ms after the deletion (push expected)"
 kill -0 "$NOBODY_WATCH" || fail "nobody's watch gave up instead of retrying"
 
 # A new call from nobody: PermissionDenied, by code.
