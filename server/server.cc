@@ -252,6 +252,10 @@ void Server::EntriesChanged(const EntryIndex::AffectedAgents& agents) {
   if (services_) services_->notifier().EntriesChanged(agents);
 }
 
+void Server::AgentRemoved(const spiffe::SpiffeId& agent) {
+  if (services_) services_->notifier().AgentRemoved(agent);
+}
+
 void Server::RefreshOwnSequence() {
   auto stored = datastore_->FetchBundle(config_.trust_domain);
   if (!stored.ok()) {

@@ -77,6 +77,7 @@ class Server final : private ChangeNotifier {
   // ChangeNotifier: fans out to the push service and marks the TLS roots stale.
   void EntriesChanged(const EntryIndex::AffectedAgents& agents) override;
   void BundleChanged() override;
+  void AgentRemoved(const spiffe::SpiffeId& agent) override;
 
   // Roots for client certificates: the own CA bundle and every federated bundle.
   absl::StatusOr<std::vector<spiffe::Certificate>> TrustedRoots() const;

@@ -248,6 +248,7 @@ grpc::Status AgentService::DeleteAgent(grpc::ServerContext* context,
   if (!deleted.ok()) return ToGrpcStatus(Internal("failed to remove agent", deleted.status()));
   spdlog::info("agent deleted: {}", id->str());
   Notify(deps_.index->RemoveNode(*id), *id);
+  if (deps_.notifier != nullptr) deps_.notifier->AgentRemoved(*id);
   return grpc::Status::OK;
 }
 
@@ -274,6 +275,7 @@ grpc::Status AgentService::BanAgent(grpc::ServerContext* context,
   if (!updated.ok()) return ToGrpcStatus(Internal("failed to ban agent", updated.status()));
   spdlog::info("agent banned: {}", id->str());
   Notify({}, *id);
+  if (deps_.notifier != nullptr) deps_.notifier->AgentRemoved(*id);
   return grpc::Status::OK;
 }
 

@@ -418,6 +418,7 @@ TEST_F(AgentAdminTest, DeleteAndBan) {
   EXPECT_EQ(node->cert_not_after, 1'900'000'000);  // only the serials change
   EXPECT_EQ(node->selectors, Selectors({"x509pop:ca:1", "x509pop:cn:b"}));
   EXPECT_THAT(notifier_.agents(), ElementsAre("spiffe://example.org/spire/agent/x509pop/b"));
+  EXPECT_THAT(notifier_.removed(), ElementsAre("spiffe://example.org/spire/agent/x509pop/b"));
 
   s = Delete(ProtoId("example.org", "/spire/agent/x509pop/d"));
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -426,12 +427,15 @@ TEST_F(AgentAdminTest, DeleteAndBan) {
   EXPECT_EQ(index_->node_count(), 4u);
   EXPECT_THAT(notifier_.agents(), ElementsAre("spiffe://example.org/spire/agent/x509pop/b",
                                               "spiffe://example.org/spire/agent/x509pop/d"));
+  EXPECT_THAT(notifier_.removed(), ElementsAre("spiffe://example.org/spire/agent/x509pop/b",
+                                               "spiffe://example.org/spire/agent/x509pop/d"));
 
   for (const auto& status : {Delete(ProtoId("example.org", "/spire/agent/x509pop/d")),
                              Ban(ProtoId("example.org", "/spire/agent/x509pop/404"))}) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
     EXPECT_EQ(status.error_message(), "agent not found");
   }
+  EXPECT_EQ(notifier_.removed().size(), 2u);  // nothing announced for agents that were not there
 }
 
 }  // namespace

@@ -40,6 +40,9 @@ class PushService::Stream final : public grpc::ServerWriteReactor<notifyv1::Noti
   int pins_ = 0;
   // Set once: how the stream ends, as soon as nothing is in flight.
   std::optional<grpc::Status> finish_status_;
+  // The pending entries hint still goes out before finish_status_ does (an agent that was
+  // removed is told to sync, so it learns at once why its stream ended).
+  bool hint_before_finish_ = false;
   // Finish was (or is about to be) called.
   bool finished_ = false;
 
@@ -124,6 +127,26 @@ void PushService::EntriesChanged(const EntryIndex::AffectedAgents& agents) {
   PerformAll(steps);
 }
 
+void PushService::AgentRemoved(const spiffe::SpiffeId& agent) {
+  std::vector<Step> steps;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = streams_.find(agent.str());
+    if (it == streams_.end()) return;
+    for (Stream* stream : it->second) {
+      const bool open = !stream->finish_status_.has_value();
+      RequestFinishLocked(*stream, grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                                "agent is banned or was deleted"));
+      if (open) {
+        stream->pending_entries_ = true;
+        stream->hint_before_finish_ = true;
+      }
+      if (Action a = NextActionLocked(*stream); a != Action::kNone) steps.push_back({stream, a});
+    }
+  }
+  PerformAll(steps);
+}
+
 void PushService::BundleChanged() {
   std::vector<Step> steps;
   {
@@ -191,7 +214,8 @@ size_t PushService::open_streams() const {
 
 PushService::Action PushService::NextActionLocked(Stream& stream) {
   if (stream.finished_ || stream.write_in_flight_) return Action::kNone;
-  if (stream.finish_status_.has_value()) {
+  if (stream.finish_status_.has_value() &&
+      !(stream.hint_before_finish_ && stream.pending_entries_)) {
     if (stream.pins_ > 0) return Action::kNone;
     stream.finished_ = true;
     --unfinished_count_;
@@ -234,6 +258,8 @@ void PushService::PerformAll(const std::vector<Step>& steps) {
 }
 
 void PushService::RequestFinishLocked(Stream& stream, const grpc::Status& status) {
+  // Any reason to end but removal (cancelled, a failed write, shutdown) ends without the hint.
+  stream.hint_before_finish_ = false;
   if (!stream.finish_status_.has_value()) stream.finish_status_ = status;
 }
 

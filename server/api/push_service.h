@@ -84,6 +84,10 @@ class PushService final : public notifyv1::Notifier::CallbackService, public Cha
   // ChangeNotifier.
   void EntriesChanged(const EntryIndex::AffectedAgents& agents) override;
   void BundleChanged() override;
+  // Ends every stream of `agent` with PERMISSION_DENIED "agent is banned or was deleted", after
+  // a write already in flight and one last notification with entries_changed (so the agent
+  // syncs and learns why). Its new streams are refused by the authorizer from then on.
+  void AgentRemoved(const spiffe::SpiffeId& agent) override;
 
   // Ends every open stream and refuses new ones (see the header comment). Idempotent; returns
   // after at most about `shutdown_grace`.

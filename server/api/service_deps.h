@@ -22,6 +22,9 @@ class ChangeNotifier {
   virtual void EntriesChanged(const EntryIndex::AffectedAgents& agents) = 0;
   // The own or a federated bundle changed: every agent should fetch bundles.
   virtual void BundleChanged() = 0;
+  // The agent was banned or deleted: nothing it holds open may go on (its push streams end
+  // with PermissionDenied, after a last hint to sync).
+  virtual void AgentRemoved(const spiffe::SpiffeId& agent) = 0;
 };
 
 struct ServiceDeps {

@@ -43,6 +43,15 @@ class RecordingNotifier final : public ChangeNotifier {
     absl::MutexLock lock(&mu_);
     ++bundle_changes_;
   }
+  void AgentRemoved(const spiffe::SpiffeId& agent) override {
+    absl::MutexLock lock(&mu_);
+    removed_.push_back(agent.str());
+  }
+  // Every agent announced as removed, in order.
+  std::vector<std::string> removed() const {
+    absl::MutexLock lock(&mu_);
+    return removed_;
+  }
   // Every agent announced so far, in order, with repeats.
   std::vector<std::string> agents() const {
     absl::MutexLock lock(&mu_);
@@ -59,6 +68,7 @@ class RecordingNotifier final : public ChangeNotifier {
   void Clear() {
     absl::MutexLock lock(&mu_);
     agents_.clear();
+    removed_.clear();
     entry_changes_ = 0;
     bundle_changes_ = 0;
   }
@@ -66,6 +76,7 @@ class RecordingNotifier final : public ChangeNotifier {
  private:
   mutable absl::Mutex mu_;
   std::vector<std::string> agents_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> removed_ ABSL_GUARDED_BY(mu_);
   int entry_changes_ ABSL_GUARDED_BY(mu_) = 0;
   int bundle_changes_ ABSL_GUARDED_BY(mu_) = 0;
 };
