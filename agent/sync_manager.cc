@@ -222,8 +222,10 @@ void SyncManager::WatchLoop(std::stop_token stop) {
     std::chrono::milliseconds delay;
     if (status.code() == absl::StatusCode::kUnimplemented) {
       if (!said_poll_only) {
-        spdlog::info("agent: the server has no push stream ({}); polling every {} ms",
-                     AsStd(status.message()), options_.sync_interval.count());
+        spdlog::info(
+            "agent: the server does not serve the push stream (Watch is unimplemented, as on a "
+            "SPIRE server); polling every {} ms",
+            options_.sync_interval.count());
         said_poll_only = true;
       }
       delay = options_.max_backoff;

@@ -12,7 +12,9 @@
 #include "agent/jwt_svid_cache.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "spiffe/grpc_tls.h"
 #include "spiffe/x509_test_util.h"
+#include "tessera/server/v1/notify.grpc.pb.h"
 
 namespace tessera::agent {
 namespace {
@@ -119,6 +121,37 @@ TEST_F(SyncManagerTest, EntriesArriveByPushWithVerifiedSvidsAndGoWhenDeleted) {
   EXPECT_EQ(status.consecutive_failures, 0);
   EXPECT_TRUE(status.last_error.ok());
   EXPECT_TRUE(status.last_success.has_value());
+}
+
+TEST_F(SyncManagerTest, PollsWhenTheServerHasNoPushStream) {
+  // As against a SPIRE server: Watch is UNIMPLEMENTED, so only polling brings changes, and that
+  // is not a failure.
+  server_.set_tweak([](server::ServerConfig& config) { config.push_notifications = false; });
+  StartAll(milliseconds(300));
+  {
+    // The premise: the agent's own Watch call is refused as unimplemented.
+    std::shared_ptr<const AgentState> agent = identity_->CurrentAgentState();
+    auto creds = spiffe::SpiffeTlsChannelCredentials(
+        server_.Roots(), Id("spiffe://example.org/spire/server"),
+        spiffe::ClientIdentity{.key = agent->svid.key, .chain = agent->svid.chain});
+    ASSERT_TRUE(creds.ok()) << creds.status();
+    auto stub =
+        ::tessera::server::v1::Notifier::NewStub(grpc::CreateChannel(server_.target(), *creds));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    ::tessera::server::v1::WatchRequest request;
+    auto reader = stub->Watch(&ctx, request);
+    ::tessera::server::v1::Notification notification;
+    EXPECT_FALSE(reader->Read(&notification));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  }
+  std::string id = server_.CreateEntry({.spiffe_path = "/polled", .parent_path = AgentPath()});
+  ASSERT_TRUE(Eventually([&] { return HasSvid("/polled"); }, seconds(10)));
+  server_.DeleteEntry(id);
+  ASSERT_TRUE(Eventually([&] { return !Find("/polled").has_value(); }, seconds(10)));
+  SyncStatus status = manager_->status();
+  EXPECT_EQ(status.consecutive_failures, 0);
+  EXPECT_TRUE(status.last_error.ok()) << status.last_error;
 }
 
 TEST_F(SyncManagerTest, FollowsARenewedAgentSvid) {

@@ -179,6 +179,7 @@ void ReadRoot(ConfigTable& root, std::optional<ServerConfig>& out) {
       ToSeconds(root.Duration("default_jwt_svid_ttl", config.default_jwt_svid_ttl, CheckTtl));
   config.agent_ttl = ToSeconds(root.Duration("agent_ttl", config.default_x509_svid_ttl, CheckTtl));
   config.jwt_issuer = root.Optional<std::string>("jwt_issuer", "");
+  config.push_notifications = root.Optional<bool>("push_notifications", true);
   if (root.Has("ca_subject")) {
     ConfigTable subject = root.SubTable("ca_subject");
     config.ca_subject_country = subject.Optional<std::string>("country", "US");

@@ -85,6 +85,9 @@ struct ServerConfig {
   std::optional<X509PopConfig> x509pop;
   std::vector<spiffe::SpiffeId> admin_ids;
   std::optional<HealthConfig> health;
+  // Tessera's push stream to agents (/tessera.server.v1.Notifier/Watch). false: it is not served
+  // (UNIMPLEMENTED, as from SPIRE) and agents find changes by polling every sync_interval.
+  bool push_notifications = true;
 };
 
 // Reads and checks `path`. Relative paths in the file are taken relative to the process's

@@ -37,6 +37,7 @@ TEST(ServerConfigTest, MinimalFileGetsDefaults) {
   EXPECT_FALSE(c->x509pop.has_value());
   EXPECT_FALSE(c->upstream_disk.has_value());
   EXPECT_FALSE(c->health.has_value());
+  EXPECT_TRUE(c->push_notifications);
   EXPECT_EQ(c->source, "server.toml");
 }
 
@@ -54,6 +55,7 @@ default_x509_svid_ttl = "30m"
 default_jwt_svid_ttl = "2m"
 agent_ttl = "2h"
 jwt_issuer = "https://oidc.example.com"
+push_notifications = false
 admin_ids = ["spiffe://prod.example.com/admin", "spiffe://other.org/ops"]
 [datastore]
 type = "sqlite"
@@ -77,6 +79,7 @@ bind_port = 18080
   EXPECT_EQ(c->ca_ttl, std::chrono::hours(48));
   EXPECT_EQ(c->agent_ttl, std::chrono::hours(2));
   EXPECT_EQ(c->jwt_issuer, "https://oidc.example.com");
+  EXPECT_FALSE(c->push_notifications);
   ASSERT_EQ(c->admin_ids.size(), 2u);
   EXPECT_EQ(c->admin_ids[1].str(), "spiffe://other.org/ops");
   EXPECT_EQ(c->datastore.sqlite_path, "/tmp/x.db");
@@ -133,6 +136,8 @@ INSTANTIATE_TEST_SUITE_P(
             "server.toml:2:25: default_x509_svid_ttl: must be shorter than ca_ttl"},
         BadConfig{std::string("trust_domain = \"e.org\"\nca_ttl = \"0s\"\n") + kJoin,
                   "ca_ttl: must be at least 1s"},
+        BadConfig{std::string("trust_domain = \"e.org\"\npush_notifications = \"no\"\n") + kJoin,
+                  "server.toml:2:22: push_notifications"},
         BadConfig{"trust_domain = \"e.org\"\n", "no node attestor configured"},
         BadConfig{"trust_domain = \"e.org\"\n[node_attestor.tpm]\n",
                   "server.toml:2:1: node_attestor.tpm: unknown node attestor \"tpm\""},

@@ -45,7 +45,9 @@ void Services::Register(grpc::ServerBuilder& builder) {
   builder.RegisterService(bundle_.get());
   builder.RegisterService(agent_.get());
   builder.RegisterService(svid_.get());
-  builder.RegisterService(push_.get());
+  // Without push, Watch is UNIMPLEMENTED (as on a SPIRE server): agents poll. The service still
+  // receives the announcements, for no stream.
+  if (config_.push_notifications) builder.RegisterService(push_.get());
 }
 
 void Services::BeginShutdown() { push_->Shutdown(); }
