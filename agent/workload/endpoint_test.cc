@@ -1,5 +1,6 @@
-// The endpoint's socket and caller identity: socket file rules, shutdown, attestation under a
-// deadline, callers of different uids, and a connection whose process has exited (PID reuse).
+// The endpoint's socket and caller identity: socket file rules, shutdown, attestors (their
+// deadline: endpoint_deadline_test.cc), callers of different uids, and a connection whose process
+// has exited (PID reuse).
 #include "agent/workload/endpoint.h"
 
 #include <fcntl.h>
@@ -29,28 +30,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-std::string Uid(uid_t uid) { return "unix:uid:" + std::to_string(uid); }
-
-std::vector<std::string> Ids(const spiffe::X509Context& context) {
-  std::vector<std::string> ids;
-  for (const auto& svid : context.svids) ids.push_back(svid.svid.id.str());
-  return ids;
-}
-
-class EndpointTest : public EndpointFixture {
- protected:
-  // With a 300 ms attestation timeout and an attestor that answers too late: the call is
-  // answered at the deadline, with only the identity of the calling uid.
-  void ExpectAnsweredAtTheDeadlineWithUidOnly() {
-    auto start = std::chrono::steady_clock::now();
-    auto context = Client()->FetchX509Context();
-    auto took = std::chrono::steady_clock::now() - start;
-    ASSERT_TRUE(context.ok()) << context.status();
-    EXPECT_THAT(Ids(*context), ElementsAre("spiffe://example.org/uid"));
-    EXPECT_GE(took, std::chrono::milliseconds(250));
-    EXPECT_LT(took, std::chrono::milliseconds(1200));
-  }
-};
+class EndpointTest : public EndpointFixture {};
 
 TEST_F(EndpointTest, SocketIsOpenToEveryUidAndRemovedOnShutdown) {
   StartEndpoint();
@@ -199,44 +179,6 @@ TEST_F(EndpointTest, SelectorsAreTheUnionOfAttestorsAndFailuresContributeNothing
   EXPECT_EQ(fake->calls(), 1);
   EXPECT_EQ(broken->calls(), 1);
   EXPECT_EQ(fake->last_pid(), ::getpid());
-}
-
-TEST_F(EndpointTest, SlowAttestorDoesNotFailTheCall) {
-  auto slow = std::make_shared<FakeAttestor>("slow", std::vector<std::string>{"slow:x"},
-                                             std::chrono::milliseconds(1500));
-  WorkloadEndpointOptions options = Options();
-  options.attestors.push_back(slow);
-  options.attestation_timeout = std::chrono::milliseconds(300);
-  StartEndpoint(std::move(options));
-  Publish({{.id = "uid", .spiffe_id = "spiffe://example.org/uid", .selectors = {Uid(::geteuid())}},
-           {.id = "slow", .spiffe_id = "spiffe://example.org/slow", .selectors = {"slow:x"}}});
-
-  // The deadline answered with what the unix attestor found; the late answer is ignored.
-  ExpectAnsweredAtTheDeadlineWithUidOnly();
-}
-
-TEST_F(EndpointTest, DeadlineStillFiresAfterManyCallsEndedBeforeTheirs) {
-  // Calls that ended are dropped from the deadline timer without waking it for each; the timer
-  // must still wake for the first call that needs it.
-  auto sometimes_slow = std::make_shared<FakeAttestor>("slow", std::vector<std::string>{"slow:x"});
-  WorkloadEndpointOptions options = Options();
-  options.attestors.push_back(sometimes_slow);
-  options.attestation_timeout = std::chrono::milliseconds(300);
-  StartEndpoint(std::move(options));
-  Publish({{.id = "uid", .spiffe_id = "spiffe://example.org/uid", .selectors = {Uid(::geteuid())}},
-           {.id = "slow",
-            .spiffe_id = "spiffe://example.org/slow",
-            .selectors = {Uid(::geteuid()), "slow:x"}}});
-  for (int i = 0; i < 20; ++i) {
-    auto context = Client()->FetchX509Context();
-    ASSERT_TRUE(context.ok()) << context.status();
-    EXPECT_THAT(Ids(*context),
-                ElementsAre("spiffe://example.org/slow", "spiffe://example.org/uid"));
-  }
-
-  sometimes_slow->set_delay(std::chrono::milliseconds(1500));
-  ExpectAnsweredAtTheDeadlineWithUidOnly();  // right after the quick calls
-  ExpectAnsweredAtTheDeadlineWithUidOnly();  // and on its own
 }
 
 TEST_F(EndpointTest, CallersWithDifferentUidsGetDifferentIdentities) {

@@ -26,12 +26,6 @@ using ::testing::UnorderedElementsAre;
 
 std::string Uid() { return "unix:uid:" + std::to_string(::geteuid()); }
 
-std::vector<std::string> Ids(const spiffe::X509Context& context) {
-  std::vector<std::string> ids;
-  for (const auto& svid : context.svids) ids.push_back(svid.svid.id.str());
-  return ids;
-}
-
 std::vector<std::string> Keys(const google::protobuf::Map<std::string, std::string>& map) {
   std::vector<std::string> keys;
   for (const auto& [key, value] : map) keys.push_back(key);

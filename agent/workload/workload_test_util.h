@@ -255,6 +255,16 @@ class FakeAttestor final : public attestors::WorkloadAttestor {
   std::atomic<pid_t> last_pid_{0};
 };
 
+// The selector of a uid, "unix:uid:<uid>".
+inline std::string Uid(uid_t uid) { return "unix:uid:" + std::to_string(uid); }
+
+// The SPIFFE IDs of a context's SVIDs, in order.
+inline std::vector<std::string> Ids(const spiffe::X509Context& context) {
+  std::vector<std::string> ids;
+  for (const auto& svid : context.svids) ids.push_back(svid.svid.id.str());
+  return ids;
+}
+
 inline std::shared_ptr<attestors::WorkloadAttestor> UnixAttestor() {
   auto attestor = attestors::unix::NewAttestor(attestors::unix::Config{});
   EXPECT_TRUE(attestor.ok()) << attestor.status();
