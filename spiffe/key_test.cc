@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "spiffe/x509_internal.h"
+#include "spiffe/x509_test_util.h"
 
 namespace tessera::spiffe {
 namespace {
@@ -244,12 +245,7 @@ absl::StatusOr<PublicKey> ReadBackAs(const PrivateKey& key, const char* point_fo
 std::string SpkiInCertificate(EVP_PKEY* key) {
   X509Ptr x509(X509_new());
   if (x509 == nullptr || X509_set_pubkey(x509.get(), key) != 1) return "";
-  unsigned char* out = nullptr;
-  int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x509.get()), &out);
-  if (len <= 0) return "";
-  std::string der(reinterpret_cast<char*>(out), static_cast<size_t>(len));
-  OPENSSL_free(out);
-  return der;
+  return testing::EncodedSpki(x509.get());
 }
 
 // `spki` decoded in the keyless context, as csr.cc decodes requests: the key is left undecoded.

@@ -272,14 +272,7 @@ TEST(X509SvidTest, LongDnsNameStaysOutOfCn) {
 }
 
 // The subjectPublicKeyInfo of `cert`, as encoded in it.
-std::string Spki(const Certificate& cert) {
-  unsigned char* out = nullptr;
-  int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert.get()), &out);
-  if (len <= 0) return "";
-  std::string der(reinterpret_cast<char*>(out), static_cast<size_t>(len));
-  OPENSSL_free(out);
-  return der;
-}
+std::string Spki(const Certificate& cert) { return testing::EncodedSpki(cert.get()); }
 
 // A leaf is handed out as built, without a DER round trip (see Build): it must be exactly what a
 // peer parses from its DER, and carry the subjectPublicKeyInfo OpenSSL writes for the template's

@@ -200,6 +200,16 @@ inline CommandResult RunCommand(const std::string& command) {
   return result;
 }
 
+// The subjectPublicKeyInfo as `x509` encodes it ("" when it cannot be encoded).
+inline std::string EncodedSpki(const X509* x509) {
+  unsigned char* out = nullptr;
+  int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x509), &out);
+  if (len <= 0) return "";
+  std::string der(reinterpret_cast<char*>(out), static_cast<size_t>(len));
+  OPENSSL_free(out);
+  return der;
+}
+
 // A self-signed CA certificate made by the openssl CLI, independent of our own X.509 code.
 // `newkey` is openssl req's -newkey argument.
 inline Certificate OpensslSelfSignedCa(const std::string& cn, const std::string& newkey) {
